@@ -1,0 +1,43 @@
+/**
+ * Typed, frozen configuration parsed once from the environment. This module is the only reader of
+ * `process.env` for these keys, so a misconfigured host fails at startup with every missing key named.
+ */
+
+/** Where bearer tokens come from and how to read them. */
+export interface AuthConfig {
+    /** Expected `iss` (Entra: `https://login.microsoftonline.com/<tenant>/v2.0`). */
+    readonly issuer: string;
+    /** Expected `aud` (the app registration's Application ID URI or client id). */
+    readonly audience: string;
+    /** JWKS endpoint holding the issuer's signing keys. */
+    readonly jwksUri: string;
+    /** Claim holding the caller's teams (default `groups`); the `team` claim is always read too. */
+    readonly teamsClaim: string;
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+let cachedAuth: AuthConfig | undefined;
+
+/** Parses the `AUTH_*` settings from `env` without caching; throws one Error naming every missing key. */
+export function parseAuthConfig(env: Env): AuthConfig {
+    const missing = ['AUTH_ISSUER', 'AUTH_AUDIENCE', 'AUTH_JWKS_URI'].filter((k) => !env[k]?.trim());
+    if (missing.length > 0) throw new Error(`Missing required configuration: ${missing.join(', ')}`);
+    return Object.freeze({
+        issuer: env.AUTH_ISSUER!.trim(),
+        audience: env.AUTH_AUDIENCE!.trim(),
+        jwksUri: env.AUTH_JWKS_URI!.trim(),
+        teamsClaim: env.AUTH_TEAMS_CLAIM?.trim() || 'groups',
+    });
+}
+
+/** The auth settings of this process, read from `process.env` on first use and cached. */
+export function authConfig(): AuthConfig {
+    cachedAuth ??= parseAuthConfig(process.env);
+    return cachedAuth;
+}
+
+/** Forgets the cached configuration so a test can change the environment and read it again. */
+export function resetConfigForTests(): void {
+    cachedAuth = undefined;
+}

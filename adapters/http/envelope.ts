@@ -1,0 +1,156 @@
+/**
+ * The one place HTTP answers are shaped. Every enveloped function is `app.http(..., { handler: enveloped(fn) })`,
+ * so correlation ids, api-version checks, error mapping and the envelope itself cannot drift between handlers.
+ */
+import { randomUUID } from 'node:crypto';
+
+import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+
+import { correlationIdFrom } from '../../domain/correlation';
+import { type Envelope, fail, ok } from '../../domain/envelope';
+import {
+    DomainError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    UnsupportedApiVersionError,
+    ValidationError,
+} from '../../domain/errors';
+
+/** What the wrapper tells a handler about the call. */
+export interface CallInfo {
+    correlationID: string;
+}
+
+/** What a handler returns on success; the wrapper puts `data` in the envelope. */
+export interface Result<T> {
+    /** HTTP status, default 200. */
+    status?: number;
+    data: T;
+    /** Envelope `message`, default 'ok'. */
+    message?: string;
+    /** Extra response headers (e.g. `Location`); they cannot override content-type or x-correlation-id. */
+    headers?: Record<string, string>;
+}
+
+export type EnvelopedHandler<T> = (req: HttpRequest, ctx: InvocationContext, call: CallInfo) => Promise<Result<T>>;
+
+/** The api-versions this app serves; a request without one gets the first. */
+export const SUPPORTED_API_VERSIONS: readonly string[] = ['1'];
+
+const JSON_CONTENT_TYPE = 'application/json; charset=utf-8';
+const OWNED_HEADERS = new Set(['content-type', 'x-correlation-id']);
+const ONE_MIB = 1024 * 1024;
+
+/**
+ * Wraps a handler so it answers in the envelope: computes the correlation id, rejects unknown api-versions before
+ * the handler runs, maps `DomainError`s to their status and code, and turns anything else into a logged,
+ * opaque 500 `INTERNAL`.
+ */
+export function enveloped<T>(
+    fn: EnvelopedHandler<T>,
+): (req: HttpRequest, ctx: InvocationContext) => Promise<HttpResponseInit> {
+    return async (req, ctx) => {
+        const correlationID = correlationIdFrom(req.headers, randomUUID);
+        try {
+            requireApiVersion(req);
+            const result = await fn(req, ctx, { correlationID });
+            const body = ok(result.data, correlationID, result.message);
+            return jsonResponse(result.status ?? 200, body, correlationID, result.headers);
+        } catch (e: unknown) {
+            return toHttpResponse(e, ctx, correlationID);
+        }
+    };
+}
+
+/**
+ * The envelope answer for a thrown error. Exported for the few non-enveloped answers (SSE, NDJSON) whose
+ * errors before the stream starts are still enveloped.
+ */
+export function toHttpResponse(e: unknown, ctx: InvocationContext, correlationID: string): HttpResponseInit {
+    if (e instanceof DomainError) {
+        // 5xx domain errors are ours or a dependency's fault: log what the client is not told.
+        if (e.status >= 500) ctx.warn(`[${correlationID}] ${e.code}: ${e.message}`, e.details ?? {});
+        const headers: Record<string, string> = {};
+        if (e instanceof RateLimitedError) headers['retry-after'] = String(e.retryAfterSeconds);
+        return jsonResponse(e.status, fail(e, correlationID), correlationID, headers);
+    }
+    ctx.error(`[${correlationID}] unhandled error`, e);
+    const body: Envelope<null> = {
+        error_code: 'INTERNAL',
+        message: 'An internal error occurred.',
+        correlationID,
+        data: null,
+    };
+    return jsonResponse(500, body, correlationID);
+}
+
+/**
+ * The request's api-version (query parameter first, as Azure REST APIs do, then the `api-version` header;
+ * default '1'). Throws `UnsupportedApiVersionError` for anything not in `SUPPORTED_API_VERSIONS`.
+ */
+export function requireApiVersion(req: HttpRequest): string {
+    const requested = req.query.get('api-version') ?? req.headers.get('api-version') ?? SUPPORTED_API_VERSIONS[0]!;
+    if (!SUPPORTED_API_VERSIONS.includes(requested)) {
+        throw new UnsupportedApiVersionError(requested, SUPPORTED_API_VERSIONS);
+    }
+    return requested;
+}
+
+/**
+ * Reads and parses a JSON request body. Requires `content-type: application/json`, refuses bodies over
+ * `maxBytes` (by `content-length` first, then by counting while reading, so a lying or missing header cannot
+ * make us buffer more) and reports malformed JSON as `VALIDATION_FAILED`. The result is unvalidated `unknown`.
+ */
+export async function readJson(req: HttpRequest, maxBytes = ONE_MIB): Promise<unknown> {
+    const mediaType = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (mediaType !== 'application/json') throw new ValidationError('content-type must be application/json');
+    const declared = Number(req.headers.get('content-length') ?? NaN);
+    if (declared > maxBytes) throw new PayloadTooLargeError(maxBytes);
+
+    const bytes = await readLimited(req, maxBytes);
+    let text: string;
+    try {
+        text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    } catch {
+        throw new ValidationError('request body is not valid UTF-8');
+    }
+    try {
+        return JSON.parse(text) as unknown;
+    } catch {
+        // The parser's message quotes the input; a fixed message is enough and echoes nothing.
+        throw new ValidationError(text.trim() === '' ? 'request body is required' : 'request body is not valid JSON');
+    }
+}
+
+async function readLimited(req: HttpRequest, maxBytes: number): Promise<Uint8Array> {
+    if (!req.body) return new Uint8Array();
+    const reader = req.body.getReader();
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+        const { done, value } = (await reader.read()) as { done: boolean; value?: Uint8Array };
+        if (done || !value) break;
+        total += value.byteLength;
+        if (total > maxBytes) {
+            await reader.cancel();
+            throw new PayloadTooLargeError(maxBytes);
+        }
+        chunks.push(value);
+    }
+    return Buffer.concat(chunks);
+}
+
+function jsonResponse(
+    status: number,
+    body: unknown,
+    correlationID: string,
+    extra: Record<string, string> = {},
+): HttpResponseInit {
+    // Header names are case-insensitive: drop any handler spelling of the two headers the envelope owns.
+    const kept = Object.entries(extra).filter(([k]) => !OWNED_HEADERS.has(k.toLowerCase()));
+    return {
+        status,
+        jsonBody: body,
+        headers: { ...Object.fromEntries(kept), 'content-type': JSON_CONTENT_TYPE, 'x-correlation-id': correlationID },
+    };
+}

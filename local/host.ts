@@ -1,0 +1,122 @@
+/**
+ * The embedded host: loads the app like the Functions worker, drives its durable functions with the
+ * embedded engine, serves its HTTP functions and runs its other triggers. `startHost` is used by
+ * `npm start` (main.ts), the integration tests and the benchmarks alike.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, RequestListener } from 'node:http';
+import { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+
+import { ActivityHandler, DurableEngine, EngineRegistrations, EntityHandler } from './durable/engine';
+import { OrchestrationHandler } from './durable/replay';
+import { DurableStore } from './durable/store';
+import { HostConfig } from './hostConfig';
+import { createRequestListener, startingListener } from './http/server';
+import { keysDirFrom, LOCAL_AUDIENCE, LOCAL_ISSUER, loadOrCreateSigningKey, publicJwks } from './identity';
+import { DurableClientData, durableClientData, HostLog } from './invoke';
+import { loadApp } from './loadApp';
+import { BUILT_IN_TRIGGERS, triggerAdapters } from './triggers';
+
+export interface RunningHost {
+    origin: string;
+    port: number;
+    engine: DurableEngine;
+    store: DurableStore;
+    functionKey: string;
+    functions: string[];
+    stop(): Promise<void>;
+}
+
+export const JWKS_PATH = '/.well-known/jwks.json';
+
+export async function startHost(config: HostConfig, log: HostLog): Promise<RunningHost> {
+    mkdirSync(config.dataDir, { recursive: true });
+    const keysDir = keysDirFrom(process.env);
+    const signingKey = await loadOrCreateSigningKey(keysDir);
+    const jwks = publicJwks(signingKey);
+
+    const store = new DurableStore(config.dataDir, config.sqliteSync);
+    // The server must know its port before the app reads its configuration (JWKS URI, WEBSITE_HOSTNAME).
+    let listener: RequestListener = startingListener;
+    const server = createServer((req, res) => listener(req, res));
+    server.keepAliveTimeout = 65_000;
+    const port = await new Promise<number>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(config.port, config.bindAddress, () => resolve((server.address() as AddressInfo).port));
+    });
+    const origin = `http://${config.bindAddress === '0.0.0.0' ? '127.0.0.1' : config.bindAddress}:${port}`;
+    // As on Azure, the app learns where it runs and whom to trust from its settings.
+    process.env.WEBSITE_HOSTNAME = new URL(origin).host;
+    process.env.AUTH_ISSUER ??= LOCAL_ISSUER;
+    process.env.AUTH_AUDIENCE ??= LOCAL_AUDIENCE;
+    process.env.AUTH_JWKS_URI ??= `${origin}${JWKS_PATH}`;
+    process.env.MESH_DATA_DIR = config.dataDir;
+
+    const { registry } = loadApp(config.root, log, config.appMain);
+    const registrations: EngineRegistrations = { orchestrators: new Map(), activities: new Map(), entities: new Map() };
+    for (const f of registry.byTriggerType('orchestrationTrigger')) registrations.orchestrators.set(f.name, f.handler as unknown as OrchestrationHandler);
+    for (const f of registry.byTriggerType('activityTrigger')) registrations.activities.set(f.name, f.handler as unknown as ActivityHandler);
+    for (const f of registry.byTriggerType('entityTrigger')) registrations.entities.set(f.name.toLowerCase(), f.handler as unknown as EntityHandler);
+
+    const engine = new DurableEngine(store, registrations, config.limits, log);
+    const clientData: DurableClientData = durableClientData(origin, config.taskHub);
+    const functionKey = loadOrCreateFunctionKey(config.dataDir);
+    listener = createRequestListener({
+        registry,
+        engine,
+        clientData: () => clientData,
+        routePrefix: config.routePrefix,
+        functionKey,
+        hostRoutes: { [JWKS_PATH]: () => ({ status: 200, body: jwks }) },
+        log,
+    });
+
+    const adapters = triggerAdapters();
+    const host = { registry, clientData: () => clientData, log, dataDir: config.dataDir };
+    for (const adapter of adapters) await adapter.start(registry.byTriggerType(adapter.type), host);
+    const served = new Set(['httptrigger', ...BUILT_IN_TRIGGERS, ...adapters.map((a) => a.type.toLowerCase())]);
+    for (const f of registry.functions.values()) {
+        if (!served.has(f.trigger.type.toLowerCase())) log('warning', `host: function '${f.name}' has trigger type '${f.trigger.type}', which the embedded host does not serve yet.`);
+    }
+    engine.start();
+    for (const hook of registry.hooks.get('appStart') ?? []) await hook({ hookData: {}, appHookData: {} });
+
+    let stopped = false;
+    return {
+        origin,
+        port,
+        engine,
+        store,
+        functionKey,
+        functions: [...registry.functions.keys()],
+        async stop() {
+            if (stopped) return;
+            stopped = true;
+            await new Promise<void>((resolve) => {
+                server.close(() => resolve());
+                server.closeIdleConnections();
+                setTimeout(() => {
+                    server.closeAllConnections();
+                    resolve();
+                }, 2_000).unref();
+            });
+            for (const adapter of adapters) await adapter.stop();
+            await engine.stop();
+            for (const hook of registry.hooks.get('appTerminate') ?? []) await hook({ hookData: {}, appHookData: {} });
+            store.close();
+        },
+    };
+
+}
+
+/** The key for authLevel function/admin routes, kept with the host's state like the Functions host's secrets. */
+function loadOrCreateFunctionKey(dataDir: string): string {
+    const file = join(dataDir, 'host-keys.json');
+    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { functionKey: string }).functionKey;
+    const key = randomBytes(32).toString('base64url');
+    writeFileSync(file, JSON.stringify({ functionKey: key }), { mode: 0o600 });
+    return key;
+}
+

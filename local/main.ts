@@ -1,0 +1,57 @@
+/**
+ * `npm start`: the whole product on one machine. Starts the embedded host on PORT (default 7071, as
+ * `func start`), prints what it serves, and stops cleanly on SIGINT/SIGTERM.
+ */
+import { resolve } from 'node:path';
+
+import { startHost } from './host';
+import { hostConfig } from './hostConfig';
+
+type Level = 'trace' | 'debug' | 'information' | 'warning' | 'error' | 'critical' | string;
+
+const QUIET = new Set(['trace', 'debug']);
+
+function log(level: Level, message: string): void {
+    if (QUIET.has(level) && !process.env.MESH_DEBUG) return;
+    const line = `${new Date().toISOString()} ${level.padEnd(11)} ${message}`;
+    if (level === 'error' || level === 'critical' || level === 'warning') process.stderr.write(line + '\n');
+    else if (process.env.MESH_LOG_INFO !== '0') process.stdout.write(line + '\n');
+}
+
+async function main(): Promise<void> {
+    const root = resolve(__dirname, '..', '..');
+    const config = hostConfig(process.env, root);
+    const host = await startHost(config, log);
+    process.stdout.write(
+        [
+            `Mesh Orchestrator (embedded host) listening on ${host.origin}`,
+            `  functions:      ${host.functions.length} registered (${host.functions.join(', ')})`,
+            `  health:         ${host.origin}/health/live  ${host.origin}/health/ready`,
+            `  durable API:    ${host.origin}/runtime/webhooks/durabletask/`,
+            `  local JWKS:     ${host.origin}/.well-known/jwks.json`,
+            `  data:           ${config.dataDir}`,
+            `Press Ctrl+C to stop.`,
+            '',
+        ].join('\n'),
+    );
+    let stopping = false;
+    const shutdown = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log('information', `host: ${signal} received, stopping`);
+        host.stop().then(
+            () => process.exit(0),
+            (e: unknown) => {
+                log('error', `host: stop failed: ${String(e)}`);
+                process.exit(1);
+            },
+        );
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+main().catch((e: unknown) => {
+    process.stderr.write(`host: failed to start: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exit(1);
+});
