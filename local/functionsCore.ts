@@ -88,7 +88,7 @@ export function installFunctionsCore(registry: FunctionRegistry, log: (level: st
     };
     const moduleWithLoad = Module as unknown as { _load: (request: string, parent: unknown, isMain: boolean) => unknown };
     const originalLoad = moduleWithLoad._load;
-    moduleWithLoad._load = function (request: string, parent: unknown, isMain: boolean): unknown {
+    moduleWithLoad._load = function (request: string, _parent: unknown, _isMain: boolean): unknown {
         if (request === '@azure/functions-core') return core;
         // eslint-disable-next-line prefer-rest-params
         return originalLoad.apply(this, arguments as unknown as [string, unknown, boolean]);

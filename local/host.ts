@@ -14,7 +14,7 @@ import { OrchestrationHandler } from './durable/replay';
 import { DurableStore } from './durable/store';
 import { HostConfig } from './hostConfig';
 import { createRequestListener, startingListener } from './http/server';
-import { keysDirFrom, LOCAL_AUDIENCE, LOCAL_ISSUER, loadOrCreateSigningKey, publicJwks } from './identity';
+import { keysDirFrom, loadOrCreateSigningKey, LOCAL_AUDIENCE, LOCAL_ISSUER, publicJwks } from './identity';
 import { DurableClientData, durableClientData, HostLog } from './invoke';
 import { loadApp } from './loadApp';
 import { BUILT_IN_TRIGGERS, triggerAdapters } from './triggers';

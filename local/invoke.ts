@@ -2,8 +2,9 @@
  * Builds the InvocationContext the worker would build for a registration, including the values of its
  * durable client input bindings, so `df.getClient(context)` works unchanged on this host.
  */
-import { InvocationContext } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
+
+import { InvocationContext } from '@azure/functions';
 
 import { FunctionRegistration, FunctionRegistry } from './functionsCore';
 

@@ -7,11 +7,9 @@ import { resolve } from 'node:path';
 import { startHost } from './host';
 import { hostConfig } from './hostConfig';
 
-type Level = 'trace' | 'debug' | 'information' | 'warning' | 'error' | 'critical' | string;
-
 const QUIET = new Set(['trace', 'debug']);
 
-function log(level: Level, message: string): void {
+function log(level: string, message: string): void {
     if (QUIET.has(level) && !process.env.MESH_DEBUG) return;
     const line = `${new Date().toISOString()} ${level.padEnd(11)} ${message}`;
     if (level === 'error' || level === 'critical' || level === 'warning') process.stderr.write(line + '\n');
@@ -21,7 +19,25 @@ function log(level: Level, message: string): void {
 async function main(): Promise<void> {
     const root = resolve(__dirname, '..', '..');
     const config = hostConfig(process.env, root);
-    const host = await startHost(config, log);
+    // Signal handlers first: a stop requested while starting still stops cleanly.
+    const started: { host?: Awaited<ReturnType<typeof startHost>> } = {};
+    let stopping = false;
+    const shutdown = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log('information', `host: ${signal} received, stopping`);
+        (started.host ? started.host.stop() : Promise.resolve()).then(
+            () => process.exit(0),
+            (e: unknown) => {
+                log('error', `host: stop failed: ${String(e)}`);
+                process.exit(1);
+            },
+        );
+    };
+    process.on('SIGINT', () => shutdown('SIGINT'));
+    process.on('SIGTERM', () => shutdown('SIGTERM'));
+    const host = (started.host = await startHost(config, log));
+    if (stopping) return void (await host.stop());
     process.stdout.write(
         [
             `Mesh Orchestrator (embedded host) listening on ${host.origin}`,
@@ -34,21 +50,6 @@ async function main(): Promise<void> {
             '',
         ].join('\n'),
     );
-    let stopping = false;
-    const shutdown = (signal: string): void => {
-        if (stopping) return;
-        stopping = true;
-        log('information', `host: ${signal} received, stopping`);
-        host.stop().then(
-            () => process.exit(0),
-            (e: unknown) => {
-                log('error', `host: stop failed: ${String(e)}`);
-                process.exit(1);
-            },
-        );
-    };
-    process.on('SIGINT', () => shutdown('SIGINT'));
-    process.on('SIGTERM', () => shutdown('SIGTERM'));
 }
 
 main().catch((e: unknown) => {

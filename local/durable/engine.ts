@@ -4,9 +4,10 @@
  * (an orchestration episode, an activity completion, an entity operation) commits in one transaction and
  * only then is its follow-up work dispatched, so a crash at any point is recovered by re-reading the store.
  */
-import { InvocationContext } from '@azure/functions';
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+
+import { InvocationContext } from '@azure/functions';
 
 import { DueHeap } from './heap';
 import { event, EventType, HistoryEvent, toJson } from './history';
@@ -378,7 +379,7 @@ export class DurableEngine extends EventEmitter {
         const now = this.clock();
         const messages = this.store.dueMessages(id, now);
         if (!messages.length) return;
-        let instance = this.store.getInstance(id);
+        const instance = this.store.getInstance(id);
         if (!instance || TERMINAL_STATUSES.has(instance.status)) {
             // Messages to a finished or purged instance are dropped, as the Durable extension does.
             await this.commit(() => messages.forEach((m) => this.store.deleteMessage(m.id)));
@@ -442,7 +443,7 @@ export class DurableEngine extends EventEmitter {
                   incoming: [...control, ...fresh],
                   now: at,
                   newRequestId: () => randomUUID(),
-                  log: (level, message) => this.log(level === 'error' ? 'error' : 'information', `[${instance!.name} ${id}] ${message}`),
+                  log: (level, message) => this.log(level === 'error' ? 'error' : 'information', `[${instance.name} ${id}] ${message}`),
               })
             : missingOrchestrator(instance.name, at, [...control, ...fresh]);
 
@@ -491,7 +492,7 @@ export class DurableEngine extends EventEmitter {
         for (const item of activitiesAfter) this.activityQueue.push(item);
         for (const t of timersAfter) this.addTimer(t.due, t.target);
         for (const target of notifyAfter) this.notify(target);
-        if (newStatus !== 'Running' || messages.some((m) => JSON.parse(m.body).EventType === EventType.ExecutionStarted)) this.emit('status', id, newStatus);
+        if (newStatus !== 'Running' || fresh.some((e) => e.EventType === EventType.ExecutionStarted)) this.emit('status', id, newStatus);
         if (messages.length >= 500) this.notify(id);
         this.schedulePump();
     }

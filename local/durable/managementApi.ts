@@ -3,9 +3,9 @@
  * /durabletask/ and the public webhook paths under /runtime/webhooks/durabletask/ (same verbs and shapes).
  * Status codes follow the extension's: 202 accepted, 404 unknown instance, 410 instance already finished.
  */
+import { DurableClientData } from '../invoke';
 import { ClientError, DurableEngine } from './engine';
 import { InstanceQuery, RuntimeStatus } from './store';
-import { DurableClientData } from '../invoke';
 
 const PREFIXES = ['/durabletask/', '/runtime/webhooks/durabletask/'];
 

@@ -174,18 +174,19 @@ interface OrchestratorState {
     customStatus?: unknown;
 }
 
-enum ActionType {
-    CallActivity = 0,
-    CallActivityWithRetry = 1,
-    CallSubOrchestrator = 2,
-    CallSubOrchestratorWithRetry = 3,
-    ContinueAsNew = 4,
-    CreateTimer = 5,
-    CallEntity = 7,
-    CallHttp = 8,
-    SignalEntity = 9,
-    LockEntities = 13,
-}
+/** The SDK's action type numbers (the extension's AsyncActionType). */
+const ActionType = {
+    CallActivity: 0,
+    CallActivityWithRetry: 1,
+    CallSubOrchestrator: 2,
+    CallSubOrchestratorWithRetry: 3,
+    ContinueAsNew: 4,
+    CreateTimer: 5,
+    CallEntity: 7,
+    CallHttp: 8,
+    SignalEntity: 9,
+    LockEntities: 13,
+} as const;
 
 type TaskKind =
     | { kind: 'activity'; name: string; input: unknown }

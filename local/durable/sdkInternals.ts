@@ -46,7 +46,7 @@ export interface SdkTask {
 interface Executor {
     openTasks: Record<string, SdkTask>;
     deferredTasks: Record<string, unknown[]>;
-    trackOpenTask(task: SdkTask): void;
+    trackOpenTask(this: Executor, task: SdkTask): void;
     meshTracked?: Map<number, SdkTask>;
 }
 
@@ -67,7 +67,7 @@ let patched = false;
 export function installTaskTracking(): void {
     if (patched) return;
     const proto = executorModule.TaskOrchestrationExecutor.prototype;
-    const original = proto.trackOpenTask;
+    const original = Object.getOwnPropertyDescriptor(proto, 'trackOpenTask')!.value as (this: Executor, task: SdkTask) => void;
     proto.trackOpenTask = function (this: Executor, task: SdkTask): void {
         const hadId = task.id !== false;
         original.call(this, task);

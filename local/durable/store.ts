@@ -3,9 +3,10 @@
  * activity completion and entity batch commits in one transaction (history append + consumed messages
  * deleted + new messages/work inserted), so a kill -9 at any instant leaves either all of it or none.
  */
-import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+
+import Database from 'better-sqlite3';
 
 import { HistoryEvent } from './history';
 

@@ -3,11 +3,11 @@
  * HttpRequest / HttpResponse, streamed bodies included), the Durable management API the real DurableClient
  * calls, and the local identity provider's JWKS.
  */
-import { HttpRequest, HttpResponse, HttpResponseInit } from '@azure/functions';
 import { randomUUID, timingSafeEqual } from 'node:crypto';
 import { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
-import { ReadableStream } from 'node:stream/web';
+
+import { HttpRequest, HttpResponse } from '@azure/functions';
 
 import { DurableEngine } from '../durable/engine';
 import { handleManagementApi, isManagementPath } from '../durable/managementApi';
@@ -40,7 +40,7 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
         .byTriggerType('httpTrigger')
         .map((f) => ({
             f,
-            route: compileRoute(joinRoute(o.routePrefix, (f.trigger.route as string | undefined) ?? f.name)),
+            route: compileRoute(joinRoute(o.routePrefix, (f.trigger.route) ?? f.name)),
             methods: new Set((f.trigger.methods ?? ['GET', 'POST']).map((m) => m.toUpperCase())),
             authLevel: (f.trigger.authLevel ?? 'anonymous').toLowerCase(),
         }))
@@ -103,7 +103,7 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
             ctx.error(`Function '${hit.h.f.name}' failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
             return writeJson(res, 500, envelopeError('INTERNAL', 'The function failed.'));
         }
-        await writeResponse(req, res, result);
+        writeResponse(req, res, result);
     }
 
     return listener;
@@ -114,8 +114,8 @@ export const startingListener: RequestListener = (_req, res) => {
     writeJson(res, 503, envelopeError('UNAVAILABLE', 'The host is starting.'), { 'retry-after': '1' });
 };
 
-async function writeResponse(req: IncomingMessage, res: ServerResponse, result: unknown): Promise<void> {
-    const response = result instanceof HttpResponse ? result : new HttpResponse((result ?? {}) as HttpResponseInit);
+function writeResponse(req: IncomingMessage, res: ServerResponse, result: unknown): void {
+    const response = result instanceof HttpResponse ? result : new HttpResponse((result ?? {}));
     const headers: Record<string, string | string[]> = {};
     response.headers.forEach((value, key) => (headers[key] = value));
     const cookies = response.cookies.map((c) => serializeCookie(c));
@@ -126,7 +126,7 @@ async function writeResponse(req: IncomingMessage, res: ServerResponse, result: 
         res.end();
         return;
     }
-    const readable = Readable.fromWeb(stream as unknown as ReadableStream<Uint8Array>);
+    const readable = Readable.fromWeb(stream);
     // A streamed response (SSE) ends when the client goes away: stop producing.
     res.on('close', () => {
         if (!readable.readableEnded) readable.destroy();

@@ -24,6 +24,7 @@ it('loses nothing and records nothing twice across repeated kill -9', async () =
     const ids = Array.from({ length: INSTANCES }, (_, i) => `crash-${i}`);
     const started = new Set<string>();
     const rng = seeded(42);
+    let interrupted = 0;
 
     try {
         for (let round = 0; round < KILLS; round++) {
@@ -31,6 +32,7 @@ it('loses nothing and records nothing twice across repeated kill -9', async () =
             const slice = ids.slice((round * INSTANCES) / KILLS, ((round + 1) * INSTANCES) / KILLS);
             const starting = slice.map((id) => startIdempotently(host, id).then((ok) => ok && started.add(id)));
             await sleep(50 + Math.floor(rng() * 400));
+            interrupted += await unfinished(host);
             host.child.kill('SIGKILL');
             await Promise.allSettled(starting);
             await waitExit(host);
@@ -44,6 +46,7 @@ it('loses nothing and records nothing twice across repeated kill -9', async () =
             }
         }
         expect(started.size).toBe(INSTANCES);
+        expect(interrupted).toBeGreaterThan(0); // the kills did land while instances were mid-flight
 
         const statuses = await waitUntil(
             async () => {
@@ -74,6 +77,15 @@ async function startIdempotently(host: HostProcess, id: string): Promise<boolean
         return r.status === 202 || r.status === 409;
     } catch {
         return false; // the host died mid-request
+    }
+}
+
+async function unfinished(host: HostProcess): Promise<number> {
+    try {
+        const r = await json<unknown[]>(host.origin, 'GET', '/runtime/webhooks/durabletask/instances/?runtimeStatus=Pending,Running&showInput=false');
+        return r.body.length;
+    } catch {
+        return 0;
     }
 }
 

@@ -1,9 +1,11 @@
+import { readFileSync } from 'node:fs';
+
 /**
  * The embedded host drives the real durable-functions SDK: every scenario starts through an HTTP starter
  * function that uses df.getClient(), and is observed only over HTTP.
  */
-import { FIXTURE_APP, HostProcess, json, startHostProcess, waitUntil } from '../support/hostProcess';
 import { Fixture } from '../fixtures/durableApp/contract';
+import { FIXTURE_APP, HostProcess, json, startHostProcess, waitUntil } from '../support/hostProcess';
 
 const O = Fixture.orchestrators;
 
@@ -190,7 +192,7 @@ it('streams a response body (SSE) as it is produced', async () => {
 
 it('enforces authLevel function with the host key', async () => {
     expect((await fetch(`${host.origin}/test/keyed`)).status).toBe(401);
-    const key = (JSON.parse(require('node:fs').readFileSync(`${host.dataDir}/host-keys.json`, 'utf8')) as { functionKey: string }).functionKey;
+    const key = (JSON.parse(readFileSync(`${host.dataDir}/host-keys.json`, 'utf8')) as { functionKey: string }).functionKey;
     expect((await fetch(`${host.origin}/test/keyed?code=${key}`)).status).toBe(200);
 });
 
@@ -198,4 +200,12 @@ it('answers unknown routes with 404 in the envelope', async () => {
     const r = await json<{ error_code: string }>(host.origin, 'GET', '/no/such/route');
     expect(r.status).toBe(404);
     expect(r.body.error_code).toBe('NOT_FOUND');
+});
+
+it('runs timer-triggered functions on their NCRONTAB schedule', async () => {
+    const state = await waitUntil(async () => {
+        const r = await json<{ entityExists: boolean; entityState: number }>(host.origin, 'GET', `/test/entities/${Fixture.entities.counter}/ticks`);
+        return r.body.entityExists && r.body.entityState >= 2 && r.body;
+    }, 'two timer ticks', 10_000, 200);
+    expect(state.entityState).toBeGreaterThanOrEqual(2);
 });

@@ -49,8 +49,8 @@ export async function startHostProcess(opts: { dataDir?: string; appMain?: strin
         stdio: ['ignore', 'pipe', 'pipe'],
     });
     let out = '';
-    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const origin = await new Promise<string>((resolveOrigin, reject) => {
         const timer = setTimeout(() => reject(new Error(`host did not start in 30 s:\n${out}`)), 30_000);
         const onData = (): void => {
@@ -60,7 +60,7 @@ export async function startHostProcess(opts: { dataDir?: string; appMain?: strin
                 resolveOrigin(m[1]!);
             }
         };
-        child.stdout!.on('data', onData);
+        child.stdout.on('data', onData);
         child.once('exit', (code) => {
             clearTimeout(timer);
             reject(new Error(`host exited with ${code} before listening:\n${out}`));

@@ -1,0 +1,106 @@
+{{/* Chart name, truncated to the 63 characters Kubernetes allows in a label. */}}
+{{- define "mesh.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Release fullname; the -http / -worker suffixes are added by the templates (hence 56). */}}
+{{- define "mesh.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 56 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 56 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 56 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "mesh.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "mesh.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "mesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "mesh.labels" -}}
+helm.sh/chart: {{ include "mesh.chart" . }}
+{{ include "mesh.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: mesh-orchestrator
+{{- end }}
+
+{{- define "mesh.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "mesh.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "mesh.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+
+{{/* Task hub queue names (Durable Functions Azure Storage backend): lower-cased hub name + suffix. */}}
+{{- define "mesh.hubQueuePrefix" -}}
+{{- .Values.durable.hubName | lower }}
+{{- end }}
+
+{{/*
+Env entries that restrict a Deployment to a list of functions (the host.json "functions" array).
+Call with (dict "functions" <list> "role" "http|worker").
+*/}}
+{{- define "mesh.functionsEnv" -}}
+{{- if not .functions }}
+{{- fail (printf "functions.%s must list the function names the -%s Deployment loads" .role .role) }}
+{{- end }}
+{{- range $i, $name := .functions }}
+- name: AzureFunctionsJobHost__functions__{{ $i }}
+  value: {{ $name | quote }}
+{{- end }}
+{{- end }}
+
+{{/* The pod spec parts both Deployments share. */}}
+{{- define "mesh.podCommon" -}}
+serviceAccountName: {{ include "mesh.serviceAccountName" . }}
+# The workload identity webhook projects its own token; the Kubernetes API token is not needed.
+automountServiceAccountToken: false
+{{- with .Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .Values.podSecurityContext | nindent 2 }}
+volumes:
+  - name: host-secrets
+    emptyDir:
+      sizeLimit: {{ .Values.scratch.secretsSizeLimit }}
+  - name: tmp
+    emptyDir:
+      sizeLimit: {{ .Values.scratch.tmpSizeLimit }}
+{{- end }}
+
+{{/* The container parts both Deployments share (image, env, security, writable mounts). */}}
+{{- define "mesh.containerCommon" -}}
+image: {{ include "mesh.image" . | quote }}
+imagePullPolicy: {{ .Values.image.pullPolicy }}
+ports:
+  - name: http
+    containerPort: {{ .Values.containerPort }}
+    protocol: TCP
+envFrom:
+  - configMapRef:
+      name: {{ include "mesh.fullname" . }}-settings
+securityContext:
+  {{- toYaml .Values.containerSecurityContext | nindent 2 }}
+volumeMounts:
+  - name: host-secrets
+    mountPath: /azure-functions-host/Secrets
+  - name: tmp
+    mountPath: /tmp
+{{- end }}
