@@ -1,0 +1,93 @@
+/**
+ * A run as the API shows it: the projection every state change updates, so status and list reads never
+ * replay history.
+ */
+import { Channel, CheckpointSpec, OnTimeout } from './policy';
+import { Decision } from './quorum';
+import { Position, RiskLevel, RunStatus, Stage, StageState } from './pipeline';
+import { Role } from './principal';
+
+export interface RunMetadata {
+    team: string;
+    riskLevel: RiskLevel;
+    complianceTags: string[];
+    title?: string;
+}
+
+export type CheckpointStatus = 'Pending' | 'Open' | 'Approved' | 'Rejected' | 'Expired' | 'Escalated' | 'Cancelled';
+
+export interface CheckpointDecisionRecord {
+    actorId: string;
+    actorName?: string;
+    decision: Decision;
+    comment?: string;
+    channel: 'api' | 'link';
+    at: string;
+}
+
+/** A checkpoint of a run: its spec, and once opened, its live state. */
+export interface CheckpointState {
+    checkpointId: string;
+    key: string;
+    iteration: number;
+    stage: Stage;
+    position: Position;
+    requiredRoles: Role[];
+    approvals: number;
+    onTimeout: OnTimeout;
+    escalateTo: Role[];
+    channels: Channel[];
+    status: CheckpointStatus;
+    openedAt: string | null;
+    deadline: string | null;
+    escalated: boolean;
+    decisions: CheckpointDecisionRecord[];
+}
+
+export interface NextAction {
+    type: 'approval';
+    checkpointId: string;
+    stage: Stage;
+    position: Position;
+    requiredRoles: Role[];
+    deadline: string;
+}
+
+export interface RunDoc {
+    id: string;
+    status: RunStatus;
+    metadata: RunMetadata;
+    createdBy: string;
+    createdByName?: string;
+    createdByRoles: Role[];
+    createdAt: string;
+    updatedAt: string;
+    maxIterations: number;
+    iteration: number;
+    currentStage: Stage | null;
+    stages: StageState[];
+    checkpoints: CheckpointState[];
+    nextAction: NextAction | null;
+    /** The run's input as submitted. */
+    input: unknown;
+    /** The last stage's output once the run completed. */
+    output?: unknown;
+    error?: { code: string; message: string };
+    correlationID: string;
+    traceparent: string;
+    idempotencyKey?: string;
+}
+
+/** Checkpoint ids carry their run id, so a decision finds its run without an index: `<runId>.<iteration>.<key>`. */
+export function checkpointIdOf(runId: string, iteration: number, spec: Pick<CheckpointSpec, 'key'>): string {
+    return `${runId}.${iteration}.${spec.key}`;
+}
+
+export function runIdOfCheckpoint(checkpointId: string): string | undefined {
+    const runId = checkpointId.split('.')[0];
+    return runId && RUN_ID.test(runId) ? runId : undefined;
+}
+
+/** Run ids: what this service generates (and a safe charset for ids taken from paths). */
+export const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
+export const CHECKPOINT_ID = /^[A-Za-z0-9_-]{1,64}\.\d{1,4}\.(generation|filtering|creativity|taste|improvement)\.(before|after)\.\d{1,3}$/;
