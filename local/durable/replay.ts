@@ -137,10 +137,19 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
         if (scheduling.work) work.push(scheduling.work);
     }
 
-    // Signals are fire-and-forget actions with no task; the count already sent is kept in history.
-    const sentSignals = req.past.filter((e) => e.EventType === EventType.EventSent && e.Signal).length;
+    // Signals are fire-and-forget actions with no task id: the ones already sent are recorded in history, in
+    // order, and the replayed code must send the same ones first.
+    const sent = req.past.filter((e) => e.EventType === EventType.EventSent && e.Signal);
     const signals = topLevelActions(state).filter((a) => a.actionType === ActionType.SignalEntity);
-    for (const signal of signals.slice(sentSignals)) {
+    const diverged = sent.findIndex((e, i) => signals[i]?.instanceId !== e.InstanceId || signals[i]?.operation !== e.Name);
+    if (diverged >= 0) {
+        const e = sent[diverged]!;
+        const error = `Non-deterministic workflow detected: signal #${diverged} was '${e.Name ?? ''}' to ${e.InstanceId ?? ''} in history but the replayed code sent ${signals[diverged] ? `'${signals[diverged].operation ?? ''}' to ${signals[diverged].instanceId ?? ''}` : 'nothing'}.`;
+        appended.push(event(EventType.OrchestratorCompleted, req.now));
+        appended.push(event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(error) }));
+        return { outcome: { status: 'failed', error, nonDeterministic: true }, appended, work: [], cancelledTimers: [], customStatus: state.customStatus };
+    }
+    for (const signal of signals.slice(sent.length)) {
         const requestId = req.newRequestId();
         const entityId = signal.instanceId ?? '';
         appended.push(
@@ -206,7 +215,13 @@ function classify(task: SdkTask): TaskKind {
         return classifyAction(parent.actionObj as SdkAction);
     }
     if (task.actionObj === 'noOp') return { kind: 'unsupported', what: 'a no-op task' };
-    return classifyAction(task.actionObj);
+    const kind = classifyAction(task.actionObj);
+    // A long timer runs as a chain of sub-timers; cancelling it marks only the parent's action.
+    const parentAction = task.parent?.actionObj;
+    if (kind.kind === 'timer' && parentAction && parentAction !== 'noOp' && parentAction.actionType === ActionType.CreateTimer && parentAction.isCanceled) {
+        return { ...kind, cancelled: true };
+    }
+    return kind;
 }
 
 function classifyAction(action: SdkAction): TaskKind {
