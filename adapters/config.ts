@@ -40,4 +40,25 @@ export function authConfig(): AuthConfig {
 /** Forgets the cached configuration so a test can change the environment and read it again. */
 export function resetConfigForTests(): void {
     cachedAuth = undefined;
+    cachedStore = undefined;
+}
+
+/** Where runs, audit and policies are kept. */
+export interface StoreConfig {
+    /** `embedded` (SQLite under MESH_DATA_DIR, the default) or `cosmos`. */
+    readonly kind: 'embedded' | 'cosmos';
+    readonly dataDir: string;
+}
+
+let cachedStore: StoreConfig | undefined;
+
+export function parseStoreConfig(env: Env): StoreConfig {
+    const kind = (env.MESH_STORE?.trim() || 'embedded').toLowerCase();
+    if (kind !== 'embedded' && kind !== 'cosmos') throw new Error(`MESH_STORE must be 'embedded' or 'cosmos', got '${kind}'.`);
+    return Object.freeze({ kind, dataDir: env.MESH_DATA_DIR?.trim() || '.mesh-data' });
+}
+
+export function storeConfig(): StoreConfig {
+    cachedStore ??= parseStoreConfig(process.env);
+    return cachedStore;
 }

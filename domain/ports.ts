@@ -3,10 +3,10 @@
  * Cosmos DB for stores, HTTP for engines); one contract suite per port runs against every adapter.
  */
 import { AuditRecord, NewAuditEvent } from './audit';
-import { VersionedPolicy } from './policy';
-import { RunDoc } from './run';
 import { RunStatus, Stage } from './pipeline';
+import { VersionedPolicy } from './policy';
 import { CheckpointPolicy } from './policy';
+import { RunDoc } from './run';
 
 export interface RunFilter {
     status?: RunStatus[];

@@ -2,10 +2,10 @@
  * A run as the API shows it: the projection every state change updates, so status and list reads never
  * replay history.
  */
-import { Channel, CheckpointSpec, OnTimeout } from './policy';
-import { Decision } from './quorum';
 import { Position, RiskLevel, RunStatus, Stage, StageState } from './pipeline';
+import { Channel, CheckpointSpec, OnTimeout } from './policy';
 import { Role } from './principal';
+import { Decision } from './quorum';
 
 export interface RunMetadata {
     team: string;
@@ -34,9 +34,12 @@ export interface CheckpointState {
     position: Position;
     requiredRoles: Role[];
     approvals: number;
+    timeoutMs: number;
     onTimeout: OnTimeout;
     escalateTo: Role[];
     channels: Channel[];
+    /** The policy rule that placed it. */
+    rule: string;
     status: CheckpointStatus;
     openedAt: string | null;
     deadline: string | null;

@@ -9,9 +9,12 @@ import { createServer, RequestListener } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 
+import { engineUrlKey } from '../adapters/engines/config';
+import { STAGES } from '../domain/pipeline';
 import { ActivityHandler, DurableEngine, EngineRegistrations, EntityHandler } from './durable/engine';
 import { OrchestrationHandler } from './durable/replay';
 import { DurableStore } from './durable/store';
+import { simulatorOptionsFromEnv, startSimulatedEngines } from './engines/simulator';
 import { HostConfig } from './hostConfig';
 import { createRequestListener, startingListener } from './http/server';
 import { keysDirFrom, loadOrCreateSigningKey, LOCAL_AUDIENCE, LOCAL_ISSUER, publicJwks } from './identity';
@@ -26,6 +29,8 @@ export interface RunningHost {
     store: DurableStore;
     functionKey: string;
     functions: string[];
+    /** The simulated engines' URLs, when the host runs them. */
+    engineUrls?: Record<string, string>;
     stop(): Promise<void>;
 }
 
@@ -53,6 +58,9 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     process.env.AUTH_AUDIENCE ??= LOCAL_AUDIENCE;
     process.env.AUTH_JWKS_URI ??= `${origin}${JWKS_PATH}`;
     process.env.MESH_DATA_DIR = config.dataDir;
+    // The five mesh engines: simulated locally unless the settings point at real ones.
+    const engines = process.env.ENGINE_URL_GENERATION ? undefined : await startSimulatedEngines(simulatorOptionsFromEnv(process.env));
+    if (engines) for (const stage of STAGES) process.env[engineUrlKey(stage)] = engines.urls[stage];
 
     const { registry } = loadApp(config.root, log, config.appMain);
     const registrations: EngineRegistrations = { orchestrators: new Map(), activities: new Map(), entities: new Map() };
@@ -91,6 +99,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         store,
         functionKey,
         functions: [...registry.functions.keys()],
+        ...(engines ? { engineUrls: engines.urls } : {}),
         async stop() {
             if (stopped) return;
             stopped = true;
@@ -104,6 +113,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
             });
             for (const adapter of adapters) await adapter.stop();
             await engine.stop();
+            await engines?.stop();
             for (const hook of registry.hooks.get('appTerminate') ?? []) await hook({ hookData: {}, appHookData: {} });
             store.close();
         },

@@ -45,6 +45,8 @@ async function main(): Promise<void> {
             `  health:         ${host.origin}/health/live  ${host.origin}/health/ready`,
             `  durable API:    ${host.origin}/runtime/webhooks/durabletask/`,
             `  local JWKS:     ${host.origin}/.well-known/jwks.json`,
+            `  OpenAPI:        ${host.origin}/openapi.json`,
+            ...(host.engineUrls ? [`  engines:        ${Object.entries(host.engineUrls).map(([s, u]) => `${s} ${u}`).join(', ')}`] : []),
             `  data:           ${config.dataDir}`,
             `Press Ctrl+C to stop.`,
             '',

@@ -1,0 +1,487 @@
+/**
+ * The embedded stores: runs, audit trail and checkpoint policies in one SQLite database, `<dataDir>/app.sqlite`,
+ * in WAL mode. Each write is one IMMEDIATE transaction, so SQLite serializes writers (this process and any other
+ * opening the same file) and a kill -9 at any instant leaves each write whole or absent.
+ *
+ * Audit rows are append-only: nothing here updates or deletes them, and a trigger refuses UPDATE. The hash chain
+ * (domain/audit.ts) shows anyone who edits the file behind the trigger's back.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+import Database from 'better-sqlite3';
+
+import { AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
+import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors';
+import { CheckpointPolicy, DEFAULT_POLICY, VersionedPolicy } from '../../domain/policy';
+import { AuditLog, Page, PolicyStore, RunFilter, RunStore } from '../../domain/ports';
+import { RunDoc } from '../../domain/run';
+
+export interface EmbeddedStores {
+    runs: RunStore;
+    audit: AuditLog;
+    policies: PolicyStore;
+    /** Closes the database; the stores must not be used afterwards. */
+    close(): void;
+}
+
+/** Page size caps, as on Cosmos (whose adapter keeps the same ones). */
+export const MAX_RUN_PAGE = 200;
+export const MAX_AUDIT_PAGE = 1000;
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO meta (name, value) VALUES ('change_seq', 0);
+
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY,
+    created_by TEXT NOT NULL,
+    idempotency_key TEXT,
+    status TEXT NOT NULL,
+    team TEXT NOT NULL,
+    current_stage TEXT,
+    created_at TEXT NOT NULL,
+    search TEXT NOT NULL,
+    etag INTEGER NOT NULL,
+    change_seq INTEGER NOT NULL,
+    doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_idempotency_key ON runs (created_by, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_change ON runs (change_seq);
+CREATE INDEX IF NOT EXISTS runs_by_created ON runs (created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_team ON runs (team, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, created_at DESC, id DESC);
+CREATE INDEX IF NOT EXISTS runs_by_creator ON runs (created_by, created_at DESC, id DESC);
+
+CREATE TABLE IF NOT EXISTS run_outputs (
+    run_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS audit (
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    at TEXT NOT NULL,
+    record TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq),
+    UNIQUE (run_id, event_id)
+) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS audit_is_append_only BEFORE UPDATE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'audit records are append-only');
+END;
+
+CREATE TABLE IF NOT EXISTS policies (
+    version INTEGER PRIMARY KEY,
+    policy TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL
+);
+`;
+
+/** Opens (creating if needed) `<dataDir>/app.sqlite` and the three stores over it. */
+export function openEmbeddedStores(dataDir: string): EmbeddedStores {
+    mkdirSync(dataDir, { recursive: true });
+    const db = new Database(join(dataDir, 'app.sqlite'));
+    try {
+        db.pragma('journal_mode = WAL');
+        // NORMAL in WAL mode survives any process crash (kill -9); only a power loss may drop the last commits.
+        db.pragma('synchronous = NORMAL');
+        db.pragma('busy_timeout = 5000');
+        db.transaction(() => {
+            db.exec(SCHEMA);
+            db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        }).immediate();
+    } catch (e: unknown) {
+        db.close();
+        throw e;
+    }
+    return {
+        runs: new SqliteRunStore(db),
+        audit: new SqliteAuditLog(db),
+        policies: new SqlitePolicyStore(db),
+        close: () => db.close(),
+    };
+}
+
+/**
+ * better-sqlite3 is synchronous; the ports are async. Running the work inside the executor turns a throw into a
+ * rejection, so callers see one failure path either way.
+ */
+function promised<T>(work: () => T): Promise<T> {
+    return new Promise<T>((resolve) => resolve(work()));
+}
+
+function immediate<T>(db: Database.Database, work: () => T): T {
+    return db.transaction(work).immediate();
+}
+
+function clampLimit(limit: number, max: number): number {
+    return Number.isFinite(limit) ? Math.min(max, Math.max(1, Math.trunc(limit))) : max;
+}
+
+function badToken(name: string): ValidationError {
+    return new ValidationError([{ path: name, message: 'is not a valid continuation token' }]);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Runs
+// ---------------------------------------------------------------------------------------------------------------
+
+interface RunRow {
+    doc: string;
+    etag: number;
+    change_seq: number;
+}
+
+/** The keyset position of a run in the list order (createdAt desc, id desc). */
+interface RunKey {
+    c: string;
+    i: string;
+}
+
+class SqliteRunStore implements RunStore {
+    private readonly stmt;
+
+    constructor(private readonly db: Database.Database) {
+        this.stmt = {
+            get: db.prepare<[string], RunRow>('SELECT doc, etag, change_seq FROM runs WHERE id = ?'),
+            byIdempotencyKey: db.prepare<[string, string], RunRow>(
+                'SELECT doc, etag, change_seq FROM runs WHERE created_by = ? AND idempotency_key = ?',
+            ),
+            nextChange: db.prepare<[], { value: number }>(
+                "UPDATE meta SET value = value + 1 WHERE name = 'change_seq' RETURNING value",
+            ),
+            insert: db.prepare(
+                `INSERT INTO runs (id, created_by, idempotency_key, status, team, current_stage, created_at, search, etag,
+                 change_seq, doc)
+                 VALUES (@id, @createdBy, @idempotencyKey, @status, @team, @currentStage, @createdAt, @search, 1,
+                 @changeSeq, @doc)`,
+            ),
+            update: db.prepare(
+                `UPDATE runs SET created_by = @createdBy, idempotency_key = @idempotencyKey, status = @status,
+                 team = @team, current_stage = @currentStage, created_at = @createdAt, search = @search,
+                 etag = etag + 1, change_seq = @changeSeq, doc = @doc
+                 WHERE id = @id AND etag = @etag`,
+            ),
+            changes: db.prepare<[number, number], RunRow>(
+                'SELECT doc, etag, change_seq FROM runs WHERE change_seq > ? ORDER BY change_seq LIMIT ?',
+            ),
+            putOutput: db.prepare(
+                `INSERT INTO run_outputs (run_id, key, value) VALUES (?, ?, ?)
+                 ON CONFLICT (run_id, key) DO UPDATE SET value = excluded.value`,
+            ),
+            getOutput: db.prepare<[string, string], { value: string }>(
+                'SELECT value FROM run_outputs WHERE run_id = ? AND key = ?',
+            ),
+            ping: db.prepare<[], { ok: number }>('SELECT 1 AS ok'),
+        };
+    }
+
+    create(run: RunDoc): Promise<{ run: RunDoc; created: boolean }> {
+        return promised(() =>
+            immediate(this.db, () => {
+                if (run.idempotencyKey !== undefined) {
+                    const same = this.stmt.byIdempotencyKey.get(run.createdBy, run.idempotencyKey);
+                    if (same) return { run: parseRun(same), created: false };
+                }
+                if (this.stmt.get.get(run.id)) throw new ConflictError(`Run ${run.id} already exists.`, { id: run.id });
+                const columns = columnsOf(run);
+                this.stmt.insert.run({ ...columns, changeSeq: this.nextChange() });
+                return { run: parseRun(columns), created: true };
+            }),
+        );
+    }
+
+    get(id: string): Promise<RunDoc | undefined> {
+        return promised(() => {
+            const row = this.stmt.get.get(id);
+            return row ? parseRun(row) : undefined;
+        });
+    }
+
+    /**
+     * SQLite serializes writers, so `mutate` runs exactly once, inside the transaction that writes its result. The
+     * etag check is kept anyway (parity with Cosmos `_etag`, and a guard should anyone ever split the read and write).
+     */
+    update(id: string, mutate: (run: RunDoc) => RunDoc | undefined): Promise<RunDoc> {
+        return promised(() =>
+            immediate(this.db, () => {
+                const row = this.stmt.get.get(id);
+                if (!row) throw new NotFoundError(`Run ${id} not found.`);
+                const next = mutate(parseRun(row));
+                if (next === undefined) return parseRun(row);
+                if (next.id !== id) throw new Error(`RunStore.update: mutate changed the run id ${id} to ${next.id}`);
+                const columns = columnsOf(next);
+                const result = this.stmt.update.run({ ...columns, changeSeq: this.nextChange(), etag: row.etag });
+                if (result.changes !== 1) throw new ConflictError(`Run ${id} changed concurrently.`, { id });
+                return parseRun(columns);
+            }),
+        );
+    }
+
+    list(filter: RunFilter, limit: number, continuationToken?: string): Promise<Page<RunDoc>> {
+        return promised(() => {
+            const n = clampLimit(limit, MAX_RUN_PAGE);
+            const where: string[] = [];
+            const args: (string | number)[] = [];
+            const anyOf = (column: string, values: readonly string[]) => {
+                // An empty list matches nothing: a caller limited to no teams sees no runs.
+                where.push(values.length ? `${column} IN (${values.map(() => '?').join(', ')})` : '0');
+                args.push(...values);
+            };
+            const equals = (column: string, value: string) => {
+                where.push(`${column} = ?`);
+                args.push(value);
+            };
+            if (filter.status) anyOf('status', filter.status);
+            if (filter.teams) anyOf('team', filter.teams);
+            if (filter.team !== undefined) equals('team', filter.team);
+            if (filter.stage !== undefined) equals('current_stage', filter.stage);
+            if (filter.createdBy !== undefined) equals('created_by', filter.createdBy);
+            if (filter.since !== undefined) {
+                where.push('created_at >= ?');
+                args.push(isoOf(filter.since, 'since'));
+            }
+            if (filter.q !== undefined && filter.q !== '') {
+                where.push('instr(search, ?) > 0');
+                args.push(filter.q.toLowerCase());
+            }
+            if (continuationToken !== undefined) {
+                const after = decodeRunKey(continuationToken);
+                where.push('(created_at < ? OR (created_at = ? AND id < ?))');
+                args.push(after.c, after.c, after.i);
+            }
+            const sql =
+                `SELECT doc, etag, change_seq, created_at, id FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ` +
+                'ORDER BY created_at DESC, id DESC LIMIT ?';
+            const rows = this.db
+                .prepare<unknown[], RunRow & { created_at: string; id: string }>(sql)
+                .all(...args, n + 1);
+            const more = rows.length > n;
+            if (more) rows.length = n;
+            const last = rows[rows.length - 1];
+            return {
+                items: rows.map(parseRun),
+                ...(more && last ? { continuationToken: encodeToken({ c: last.created_at, i: last.id }) } : {}),
+            };
+        });
+    }
+
+    changesSince(cursor: string | undefined, limit: number): Promise<{ runs: RunDoc[]; cursor: string | undefined }> {
+        return promised(() => {
+            if (cursor !== undefined && !/^\d{1,15}$/.test(cursor)) throw badToken('cursor');
+            const rows = this.stmt.changes.all(
+                cursor === undefined ? 0 : Number(cursor),
+                clampLimit(limit, MAX_RUN_PAGE),
+            );
+            const last = rows[rows.length - 1];
+            return { runs: rows.map(parseRun), cursor: last ? String(last.change_seq) : cursor };
+        });
+    }
+
+    putOutput(runId: string, key: string, output: unknown): Promise<void> {
+        return promised(() => {
+            this.stmt.putOutput.run(runId, key, JSON.stringify(output ?? null));
+        });
+    }
+
+    getOutput(runId: string, key: string): Promise<unknown> {
+        return promised(() => {
+            const row = this.stmt.getOutput.get(runId, key);
+            return row ? (JSON.parse(row.value) as unknown) : undefined;
+        });
+    }
+
+    ping(): Promise<void> {
+        return promised(() => {
+            if (this.stmt.ping.get()?.ok !== 1) throw new Error('SQLite did not answer SELECT 1');
+        });
+    }
+
+    private nextChange(): number {
+        const row = this.stmt.nextChange.get();
+        if (!row) throw new Error("meta row 'change_seq' is missing");
+        return row.value;
+    }
+}
+
+function parseRun(row: Pick<RunRow, 'doc'>): RunDoc {
+    return JSON.parse(row.doc) as RunDoc;
+}
+
+/** The indexed columns of a run, derived from its document each time it is written. */
+function columnsOf(run: RunDoc) {
+    const title = run.metadata.title ?? '';
+    return {
+        id: run.id,
+        createdBy: run.createdBy,
+        idempotencyKey: run.idempotencyKey ?? null,
+        status: run.status,
+        team: run.metadata.team,
+        currentStage: run.currentStage,
+        createdAt: isoOf(run.createdAt, 'createdAt'),
+        // `q` is a case-insensitive substring of id, title or team; JS lower-cases beyond ASCII, SQLite's lower() does not.
+        search: `${run.id}\n${title}\n${run.metadata.team}`.toLowerCase(),
+        doc: JSON.stringify(run),
+    };
+}
+
+/** Times are compared as text, so every one is stored and queried in one form: ISO 8601 UTC with milliseconds. */
+function isoOf(time: string, field: string): string {
+    const ms = Date.parse(time);
+    if (Number.isNaN(ms)) throw new ValidationError([{ path: field, message: 'must be an ISO 8601 date-time' }]);
+    return new Date(ms).toISOString();
+}
+
+function encodeToken(key: RunKey): string {
+    return Buffer.from(JSON.stringify(key), 'utf8').toString('base64url');
+}
+
+function decodeRunKey(token: string): RunKey {
+    try {
+        const key = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as Partial<RunKey> | null;
+        if (typeof key?.c === 'string' && typeof key.i === 'string') return { c: key.c, i: key.i };
+    } catch (_e: unknown) {
+        // Not JSON: reported below like any other malformed token.
+    }
+    throw badToken('continuationToken');
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Audit
+// ---------------------------------------------------------------------------------------------------------------
+
+class SqliteAuditLog implements AuditLog {
+    private readonly stmt;
+
+    constructor(private readonly db: Database.Database) {
+        this.stmt = {
+            byEventId: db.prepare<[string, string], { record: string }>(
+                'SELECT record FROM audit WHERE run_id = ? AND event_id = ?',
+            ),
+            last: db.prepare<[string], { record: string }>(
+                'SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT 1',
+            ),
+            insert: db.prepare('INSERT INTO audit (run_id, seq, event_id, at, record) VALUES (?, ?, ?, ?, ?)'),
+            page: db.prepare<[string, number, number], { record: string; seq: number }>(
+                'SELECT record, seq FROM audit WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
+            ),
+        };
+    }
+
+    /** Masks PII in `details` first, so what is hashed is what is stored (and what readers see). */
+    append(event: NewAuditEvent): Promise<AuditRecord> {
+        return promised(() =>
+            immediate(this.db, () => {
+                const stored = this.stmt.byEventId.get(event.runId, event.eventId);
+                if (stored) return parseRecord(stored);
+                const last = this.stmt.last.get(event.runId);
+                const masked = event.details === undefined ? event : { ...event, details: maskPii(event.details) };
+                const record = chainNext(last ? parseRecord(last) : undefined, masked);
+                this.stmt.insert.run(record.runId, record.seq, record.eventId, record.at, JSON.stringify(record));
+                return record;
+            }),
+        );
+    }
+
+    list(runId: string, limit: number, continuationToken?: string): Promise<Page<AuditRecord>> {
+        return promised(() => this.page(runId, clampLimit(limit, MAX_AUDIT_PAGE), continuationToken));
+    }
+
+    async *all(runId: string): AsyncIterable<AuditRecord> {
+        let token: string | undefined;
+        do {
+            const page = await this.list(runId, MAX_AUDIT_PAGE, token);
+            yield* page.items;
+            token = page.continuationToken;
+        } while (token !== undefined);
+    }
+
+    private page(runId: string, n: number, continuationToken: string | undefined): Page<AuditRecord> {
+        if (continuationToken !== undefined && !/^\d{1,15}$/.test(continuationToken)) {
+            throw badToken('continuationToken');
+        }
+        const rows = this.stmt.page.all(runId, continuationToken === undefined ? 0 : Number(continuationToken), n + 1);
+        const more = rows.length > n;
+        if (more) rows.length = n;
+        const last = rows[rows.length - 1];
+        return {
+            items: rows.map(parseRecord),
+            ...(more && last ? { continuationToken: String(last.seq) } : {}),
+        };
+    }
+}
+
+function parseRecord(row: { record: string }): AuditRecord {
+    return JSON.parse(row.record) as AuditRecord;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Policies: every version is kept, so the history of the policy can be read back.
+// ---------------------------------------------------------------------------------------------------------------
+
+class SqlitePolicyStore implements PolicyStore {
+    private readonly stmt;
+
+    constructor(private readonly db: Database.Database) {
+        this.stmt = {
+            latest: db.prepare<[], { version: number; policy: string; updated_at: string; updated_by: string }>(
+                'SELECT version, policy, updated_at, updated_by FROM policies ORDER BY version DESC LIMIT 1',
+            ),
+            insert: db.prepare('INSERT INTO policies (version, policy, updated_at, updated_by) VALUES (?, ?, ?, ?)'),
+        };
+    }
+
+    get(): Promise<VersionedPolicy> {
+        return promised(() => this.current());
+    }
+
+    put(policy: CheckpointPolicy, expectedVersion: number, actor: string, at: string): Promise<VersionedPolicy> {
+        return promised(() =>
+            immediate(this.db, () => {
+                const current = this.current().version;
+                if (expectedVersion !== current) {
+                    throw new ConflictError(`The policy is at version ${current}, not ${expectedVersion}.`, {
+                        expectedVersion,
+                        currentVersion: current,
+                    });
+                }
+                const body = policyBody(policy);
+                const saved: VersionedPolicy = { ...body, version: current + 1, updatedAt: at, updatedBy: actor };
+                this.stmt.insert.run(saved.version, JSON.stringify(body), at, actor);
+                return structuredClone(saved);
+            }),
+        );
+    }
+
+    private current(): VersionedPolicy {
+        const row = this.stmt.latest.get();
+        if (!row)
+            return {
+                ...structuredClone(DEFAULT_POLICY),
+                version: 0,
+                updatedAt: '1970-01-01T00:00:00.000Z',
+                updatedBy: 'system',
+            };
+        const body = JSON.parse(row.policy) as CheckpointPolicy;
+        return { ...body, version: row.version, updatedAt: row.updated_at, updatedBy: row.updated_by };
+    }
+}
+
+/** The policy without version stamps, should the caller pass a VersionedPolicy back in. */
+function policyBody(policy: CheckpointPolicy): CheckpointPolicy {
+    const {
+        version: _v,
+        updatedAt: _a,
+        updatedBy: _b,
+        ...body
+    } = policy as Partial<VersionedPolicy> & CheckpointPolicy;
+    return body;
+}

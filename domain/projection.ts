@@ -1,0 +1,97 @@
+/**
+ * Applying a state change to a run's projection. Pure and idempotent: applying the same change twice gives
+ * the same run (a retried activity may apply it again), and nothing changes a terminal run's status.
+ */
+import { isTerminal, type Position, type RunStatus, type Stage, type StageStatus } from './pipeline';
+import type { CheckpointSpec } from './policy';
+import type { Decision } from './quorum';
+import type { CheckpointDecisionRecord, CheckpointState, CheckpointStatus, NextAction, RunDoc } from './run';
+
+/** A change to the run's projection that travels with its audit record. */
+export interface ProjectionChange {
+    status?: RunStatus;
+    currentStage?: Stage | null;
+    iteration?: number;
+    stage?: { name: Stage; status: StageStatus; startedAt?: string; endedAt?: string };
+    checkpoint?: {
+        checkpointId: string;
+        key: string;
+        iteration: number;
+        stage: Stage;
+        position: Position;
+        status: CheckpointStatus;
+        openedAt?: string;
+        deadline?: string;
+        escalated?: boolean;
+        requiredRoles?: CheckpointSpec['requiredRoles'];
+        decision?: { actorId: string; actorName?: string; decision: Decision; comment?: string; channel: 'api' | 'link'; at: string };
+    };
+    nextAction?: NextAction | null;
+    /** Copy the output stored under this key into the run's `output`. */
+    outputKey?: string;
+    error?: { code: string; message: string } | null;
+}
+
+export function applyProjection(run: RunDoc, change: ProjectionChange, at: string, output?: unknown): RunDoc {
+    const next: RunDoc = { ...run, updatedAt: at };
+    if (change.status && !(isTerminal(run.status) && change.status !== run.status)) next.status = change.status;
+    if (change.currentStage !== undefined) next.currentStage = change.currentStage;
+    if (change.iteration !== undefined) next.iteration = change.iteration;
+    if (change.nextAction !== undefined) next.nextAction = change.nextAction;
+    if (change.error !== undefined) next.error = change.error ?? undefined;
+    if (change.outputKey !== undefined) next.output = output;
+    if (change.stage) {
+        const s = change.stage;
+        next.currentStage = s.name;
+        next.stages = run.stages.map((st) =>
+            st.name !== s.name
+                ? st
+                : {
+                      ...st,
+                      status: s.status,
+                      startedAt: s.startedAt ?? st.startedAt,
+                      endedAt: s.status === 'Running' ? null : (s.endedAt ?? st.endedAt),
+                  },
+        );
+    }
+    if (change.checkpoint) next.checkpoints = upsertCheckpoint(run.checkpoints, change.checkpoint);
+    return next;
+}
+
+function upsertCheckpoint(list: CheckpointState[], c: NonNullable<ProjectionChange['checkpoint']>): CheckpointState[] {
+    const existing = list.find((x) => x.checkpointId === c.checkpointId);
+    // A later iteration's checkpoint takes its spec (quorum, timeout rule, channels) from the first one.
+    const template = existing ?? list.find((x) => x.key === c.key);
+    const base: CheckpointState = existing ?? {
+        checkpointId: c.checkpointId,
+        key: c.key,
+        iteration: c.iteration,
+        stage: c.stage,
+        position: c.position,
+        requiredRoles: template?.requiredRoles ?? [],
+        approvals: template?.approvals ?? 1,
+        timeoutMs: template?.timeoutMs ?? 0,
+        rule: template?.rule ?? '',
+        onTimeout: template?.onTimeout ?? 'reject',
+        escalateTo: template?.escalateTo ?? [],
+        channels: template?.channels ?? [],
+        status: 'Pending',
+        openedAt: null,
+        deadline: null,
+        escalated: false,
+        decisions: [],
+    };
+    const d = c.decision;
+    const decisions: CheckpointDecisionRecord[] =
+        d && !base.decisions.some((x) => x.actorId === d.actorId && x.at === d.at && x.decision === d.decision) ? [...base.decisions, d] : base.decisions;
+    const updated: CheckpointState = {
+        ...base,
+        status: c.status,
+        openedAt: c.openedAt ?? base.openedAt,
+        deadline: c.deadline ?? base.deadline,
+        escalated: c.escalated ?? base.escalated,
+        requiredRoles: c.requiredRoles ?? base.requiredRoles,
+        decisions,
+    };
+    return existing ? list.map((x) => (x.checkpointId === c.checkpointId ? updated : x)) : [...list, updated];
+}

@@ -1,0 +1,66 @@
+/**
+ * Who may do what (SPEC's endpoint table). A caller who may not see a run gets NOT_FOUND, never FORBIDDEN,
+ * so a run's existence does not leak across teams.
+ */
+import { ForbiddenError, NotFoundError } from './errors';
+import { type Principal, type Role, seesAllTeams } from './principal';
+import type { CheckpointState, RunDoc } from './run';
+
+const SUBMITTERS: readonly Role[] = ['Mesh.Developer', 'Mesh.DataScientist', 'Mesh.Operator', 'Mesh.Admin'];
+const OPERATORS: readonly Role[] = ['Mesh.Operator', 'Mesh.Admin'];
+const POLICY_READERS: readonly Role[] = ['Mesh.Compliance', 'Mesh.Admin', 'Mesh.Operator'];
+const POLICY_WRITERS: readonly Role[] = ['Mesh.Compliance', 'Mesh.Admin'];
+
+function has(p: Principal, roles: readonly Role[]): boolean {
+    return p.roles.some((r) => roles.includes(r));
+}
+
+/** Submit a run for `team`: a submitting role, and membership of that team unless Operator or Admin. */
+export function assertCanSubmit(p: Principal, team: string): void {
+    if (!has(p, SUBMITTERS)) throw new ForbiddenError('Submitting runs needs Mesh.Developer, Mesh.DataScientist, Mesh.Operator or Mesh.Admin.');
+    if (!has(p, OPERATORS) && !p.teams.includes(team)) throw new ForbiddenError(`You are not a member of team '${team}'.`);
+}
+
+export function canSee(p: Principal, run: Pick<RunDoc, 'metadata'>): boolean {
+    return seesAllTeams(p) || p.teams.includes(run.metadata.team);
+}
+
+/** The run, if the caller may see it; NOT_FOUND otherwise (same answer as a run that does not exist). */
+export function visibleRun<T extends Pick<RunDoc, 'metadata' | 'id'>>(p: Principal, run: T | undefined, id: string): T {
+    if (!run || !canSee(p, run)) throw new NotFoundError(`Run '${id}' was not found.`);
+    return run;
+}
+
+/** Pause and abort: Operator or Admin; the submitter may abort (not pause) their own run. */
+export function assertCanStop(p: Principal, run: RunDoc, action: 'pause' | 'abort'): void {
+    if (has(p, OPERATORS)) return;
+    if (action === 'abort' && run.createdBy === p.id) return;
+    throw new ForbiddenError(action === 'abort' ? 'Aborting needs Mesh.Operator or Mesh.Admin, or being the run\'s submitter.' : 'Pausing needs Mesh.Operator or Mesh.Admin.');
+}
+
+export function assertCanResume(p: Principal): void {
+    if (!has(p, OPERATORS)) throw new ForbiddenError('Resuming needs Mesh.Operator or Mesh.Admin.');
+}
+
+/**
+ * Deciding a checkpoint: one of its required roles, a member of the run's team (or Admin), and never the
+ * run's submitter (four-eyes).
+ */
+export function assertCanDecide(p: Principal, run: RunDoc, checkpoint: Pick<CheckpointState, 'requiredRoles'>): void {
+    if (run.createdBy === p.id) throw new ForbiddenError('The submitter of a run cannot decide its checkpoints (four-eyes).');
+    if (!has(p, checkpoint.requiredRoles)) throw new ForbiddenError(`Deciding this checkpoint needs one of: ${checkpoint.requiredRoles.join(', ')}.`);
+    if (!p.roles.includes('Mesh.Admin') && !p.teams.includes(run.metadata.team)) throw new ForbiddenError(`Approvers must belong to team '${run.metadata.team}'.`);
+}
+
+export function assertCanReadPolicy(p: Principal): void {
+    if (!has(p, POLICY_READERS)) throw new ForbiddenError('Reading the checkpoint policy needs Mesh.Compliance, Mesh.Admin or Mesh.Operator.');
+}
+
+export function assertCanWritePolicy(p: Principal): void {
+    if (!has(p, POLICY_WRITERS)) throw new ForbiddenError('Changing the checkpoint policy needs Mesh.Compliance or Mesh.Admin.');
+}
+
+/** Listing: what the caller may see, as a filter. */
+export function visibleTeams(p: Principal): string[] | undefined {
+    return seesAllTeams(p) ? undefined : p.teams;
+}

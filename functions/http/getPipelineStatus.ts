@@ -1,0 +1,23 @@
+import { app, HttpRequest, InvocationContext } from '@azure/functions';
+
+import { deps } from '../../adapters/deps';
+import { enveloped, type Result } from '../../adapters/http/envelope';
+import { principalOf, runIdParam } from '../../adapters/http/request';
+import type { AuditRecord } from '../../domain/audit';
+import { visibleRun } from '../../domain/rbac';
+import { statusView } from '../../domain/views';
+
+const HISTORY = 20;
+
+/** GET /pipeline/status/{id}: the run's projection and its latest audit events (no orchestration replay). */
+export async function getPipelineStatus(req: HttpRequest, _ctx: InvocationContext): Promise<Result<unknown>> {
+    const principal = await principalOf(req);
+    const id = runIdParam(req);
+    const d = deps();
+    const run = visibleRun(principal, await d.runs.get(id), id);
+    const history: AuditRecord[] = [];
+    for await (const r of d.audit.all(id)) history.push(r);
+    return { data: statusView(run, history.slice(-HISTORY)) };
+}
+
+app.http('getPipelineStatus', { route: 'pipeline/status/{id}', methods: ['GET'], handler: enveloped(getPipelineStatus) });

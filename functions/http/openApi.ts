@@ -1,0 +1,13 @@
+import { app, HttpResponseInit } from '@azure/functions';
+
+import { buildOpenApi } from '../../adapters/http/openapi';
+
+let document: unknown;
+
+/** GET /openapi.json: the bare OpenAPI 3.1 document, generated from the same schemas that validate requests. */
+export function openApi(): HttpResponseInit {
+    document ??= buildOpenApi();
+    return { status: 200, jsonBody: document, headers: { 'cache-control': 'public, max-age=300' } };
+}
+
+app.http('openApi', { route: 'openapi.json', methods: ['GET'], handler: openApi });

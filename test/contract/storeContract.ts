@@ -1,0 +1,501 @@
+/**
+ * The store contract: what every adapter of RunStore, AuditLog and PolicyStore must do, written once and run
+ * against each (embedded SQLite now, Cosmos DB later). `open` must return stores over an empty backend of their
+ * own: every test opens one and closes it.
+ */
+import { AuditRecord, GENESIS_HASH, hashRecord, NewAuditEvent, verifyChain } from '../../domain/audit';
+import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors';
+import { initialStages, RunStatus, Stage } from '../../domain/pipeline';
+import { CheckpointPolicy, DEFAULT_POLICY } from '../../domain/policy';
+import { AuditLog, PolicyStore, RunFilter, RunStore } from '../../domain/ports';
+import { RunDoc } from '../../domain/run';
+
+export interface OpenedStores {
+    runs: RunStore;
+    audit: AuditLog;
+    policies: PolicyStore;
+    close(): void | Promise<void>;
+}
+
+export function makeRun(id: string, over: Partial<RunDoc> = {}, meta: Partial<RunDoc['metadata']> = {}): RunDoc {
+    return {
+        id,
+        status: 'Queued',
+        metadata: { team: 'alpha', riskLevel: 'low', complianceTags: [], ...meta },
+        createdBy: 'alice',
+        createdByRoles: ['Mesh.Developer'],
+        createdAt: '2025-03-01T10:00:00.000Z',
+        updatedAt: '2025-03-01T10:00:00.000Z',
+        maxIterations: 1,
+        iteration: 0,
+        currentStage: null,
+        stages: initialStages(),
+        checkpoints: [],
+        nextAction: null,
+        input: { prompt: 'hello' },
+        correlationID: `corr-${id}`,
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+        ...over,
+    };
+}
+
+export function makeEvent(runId: string, n: number, over: Partial<NewAuditEvent> = {}): NewAuditEvent {
+    return {
+        eventId: `${runId}-ev-${n}`,
+        runId,
+        type: 'stage.started',
+        at: new Date(Date.UTC(2025, 2, 1, 10, 0, n)).toISOString(),
+        actor: 'system',
+        correlationID: `corr-${runId}`,
+        stage: 'generation',
+        details: { n },
+        ...over,
+    };
+}
+
+/** Walks every page of a list, failing on a page that is larger than asked or a token that never ends. */
+export async function allPages<T>(
+    fetch: (token: string | undefined) => Promise<{ items: T[]; continuationToken?: string }>,
+    pageSize: number,
+): Promise<{ items: T[]; pages: number }> {
+    const items: T[] = [];
+    let token: string | undefined;
+    let pages = 0;
+    do {
+        const page = await fetch(token);
+        expect(page.items.length).toBeLessThanOrEqual(pageSize);
+        items.push(...page.items);
+        token = page.continuationToken;
+        if (++pages > 10_000) throw new Error('continuation tokens never end');
+    } while (token !== undefined);
+    return { items, pages };
+}
+
+export async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+    const out: T[] = [];
+    for await (const x of it) out.push(x);
+    return out;
+}
+
+const ids = (runs: readonly RunDoc[]) => runs.map((r) => r.id);
+
+export function describeStoreContract(name: string, open: () => Promise<OpenedStores>): void {
+    describe(`store contract: ${name}`, () => {
+        let s: OpenedStores;
+
+        beforeEach(async () => {
+            s = await open();
+        });
+
+        afterEach(async () => {
+            await s.close();
+        });
+
+        describe('RunStore', () => {
+            it('creates a run and reads it back', async () => {
+                const run = makeRun('r1', {}, { title: 'First' });
+                await expect(s.runs.create(run)).resolves.toEqual({ run, created: true });
+                await expect(s.runs.get('r1')).resolves.toEqual(run);
+                await expect(s.runs.get('nope')).resolves.toBeUndefined();
+            });
+
+            it('answers ping', async () => {
+                await expect(s.runs.ping()).resolves.toBeUndefined();
+            });
+
+            it('returns the run an idempotency key already created, and changes nothing', async () => {
+                const first = makeRun('r1', { idempotencyKey: 'k1' });
+                await s.runs.create(first);
+                const retry = await s.runs.create(makeRun('r2', { idempotencyKey: 'k1', input: { other: true } }));
+                expect(retry).toEqual({ run: first, created: false });
+                await expect(s.runs.get('r2')).resolves.toBeUndefined();
+                await expect(s.runs.get('r1')).resolves.toEqual(first);
+            });
+
+            it('scopes idempotency keys to their creator', async () => {
+                await s.runs.create(makeRun('r1', { idempotencyKey: 'k1' }));
+                const bob = await s.runs.create(makeRun('r2', { idempotencyKey: 'k1', createdBy: 'bob' }));
+                expect(bob.created).toBe(true);
+                expect(bob.run.id).toBe('r2');
+                const noKey = await s.runs.create(makeRun('r3'));
+                expect(noKey.created).toBe(true);
+            });
+
+            it('answers concurrent creates with one idempotency key with one run', async () => {
+                const results = await Promise.all(
+                    Array.from({ length: 10 }, (_, i) => s.runs.create(makeRun(`r${i}`, { idempotencyKey: 'same' }))),
+                );
+                expect(results.filter((r) => r.created)).toHaveLength(1);
+                const winner = results.find((r) => r.created)!.run.id;
+                expect(new Set(results.map((r) => r.run.id))).toEqual(new Set([winner]));
+                const page = await s.runs.list({}, 50);
+                expect(ids(page.items)).toEqual([winner]);
+            });
+
+            it('refuses a second run with the same id', async () => {
+                const run = makeRun('r1');
+                await s.runs.create(run);
+                await expect(s.runs.create(makeRun('r1', { createdBy: 'bob' }))).rejects.toBeInstanceOf(ConflictError);
+                await expect(s.runs.get('r1')).resolves.toEqual(run);
+            });
+
+            it('updates with read-modify-write and returns the stored run', async () => {
+                await s.runs.create(makeRun('r1'));
+                const updated = await s.runs.update('r1', (r) => ({
+                    ...r,
+                    status: 'Running',
+                    currentStage: 'generation',
+                }));
+                expect(updated).toMatchObject({ id: 'r1', status: 'Running', currentStage: 'generation' });
+                await expect(s.runs.get('r1')).resolves.toEqual(updated);
+            });
+
+            it('writes nothing when mutate returns undefined', async () => {
+                const run = makeRun('r1');
+                await s.runs.create(run);
+                const before = await s.runs.changesSince(undefined, 10);
+                await expect(s.runs.update('r1', () => undefined)).resolves.toEqual(run);
+                const after = await s.runs.changesSince(before.cursor, 10);
+                expect(after.runs).toEqual([]);
+                expect(after.cursor).toBe(before.cursor);
+            });
+
+            it('rejects an update of an unknown run with NOT_FOUND', async () => {
+                await expect(s.runs.update('ghost', (r) => r)).rejects.toBeInstanceOf(NotFoundError);
+            });
+
+            it('leaves the run unchanged when mutate throws', async () => {
+                const run = makeRun('r1');
+                await s.runs.create(run);
+                await expect(
+                    s.runs.update('r1', () => {
+                        throw new ConflictError('wrong state');
+                    }),
+                ).rejects.toBeInstanceOf(ConflictError);
+                await expect(s.runs.get('r1')).resolves.toEqual(run);
+            });
+
+            it('applies every one of many concurrent updates', async () => {
+                await s.runs.create(makeRun('r1'));
+                await Promise.all([
+                    s.runs.update('r1', (r) => ({ ...r, iteration: r.iteration + 1 })),
+                    s.runs.update('r1', (r) => ({ ...r, iteration: r.iteration + 1 })),
+                ]);
+                await expect(s.runs.get('r1')).resolves.toMatchObject({ iteration: 2 });
+                await Promise.all(
+                    Array.from({ length: 20 }, (_, i) =>
+                        s.runs.update('r1', (r) => ({
+                            ...r,
+                            iteration: r.iteration + 1,
+                            stages: r.stages.map((st, j) => (j === i % 5 ? { ...st, attempts: st.attempts + 1 } : st)),
+                        })),
+                    ),
+                );
+                const final = (await s.runs.get('r1'))!;
+                expect(final.iteration).toBe(22);
+                expect(final.stages.map((st) => st.attempts)).toEqual([4, 4, 4, 4, 4]);
+            });
+
+            describe('list', () => {
+                // Eight runs, deliberately sharing creation times so the id tie-break is exercised.
+                const seed: [string, RunStatus, string, Stage | null, string, string, string?][] = [
+                    ['a1', 'Running', 'alpha', 'generation', 'alice', '2025-03-01T10:00:00.000Z', 'Summer Campaign'],
+                    ['a2', 'Completed', 'alpha', null, 'alice', '2025-03-02T10:00:00.000Z', 'winter plan'],
+                    ['a3', 'AwaitingApproval', 'alpha', 'taste', 'bob', '2025-03-03T10:00:00.000Z'],
+                    ['b1', 'Running', 'beta', 'filtering', 'bob', '2025-03-03T10:00:00.000Z', 'Beta launch'],
+                    ['b2', 'Failed', 'beta', 'creativity', 'carol', '2025-03-04T10:00:00.000Z'],
+                    ['g1', 'Queued', 'gamma', null, 'carol', '2025-03-04T10:00:00.000Z', 'ALPHA numeric'],
+                    ['g2', 'Paused', 'gamma', 'improvement', 'alice', '2025-03-05T10:00:00.000Z'],
+                    ['g3', 'Running', 'Gamma-Ops', 'taste', 'dave', '2025-03-05T10:00:00.000Z', 'Öffentliche Straße'],
+                ];
+
+                beforeEach(async () => {
+                    for (const [id, status, team, currentStage, createdBy, createdAt, title] of seed) {
+                        await s.runs.create(
+                            makeRun(
+                                id,
+                                { status, currentStage, createdBy, createdAt },
+                                { team, ...(title ? { title } : {}) },
+                            ),
+                        );
+                    }
+                });
+
+                const cases: [string, RunFilter, string[]][] = [
+                    [
+                        'no filter, newest first with id descending on ties',
+                        {},
+                        ['g3', 'g2', 'g1', 'b2', 'b1', 'a3', 'a2', 'a1'],
+                    ],
+                    ['status in list', { status: ['Running', 'Paused'] }, ['g3', 'g2', 'b1', 'a1']],
+                    ['empty status list', { status: [] }, []],
+                    ['teams in list', { teams: ['alpha', 'gamma'] }, ['g2', 'g1', 'a3', 'a2', 'a1']],
+                    ['empty teams list (caller with no teams)', { teams: [] }, []],
+                    ['team', { team: 'beta' }, ['b2', 'b1']],
+                    ['stage is the current stage', { stage: 'taste' }, ['g3', 'a3']],
+                    ['createdBy', { createdBy: 'alice' }, ['g2', 'a2', 'a1']],
+                    ['since is inclusive', { since: '2025-03-04T10:00:00.000Z' }, ['g3', 'g2', 'g1', 'b2']],
+                    ['since in another offset', { since: '2025-03-04T12:00:00+02:00' }, ['g3', 'g2', 'g1', 'b2']],
+                    ['q over title, case-insensitive', { q: 'CAMPAIGN' }, ['a1']],
+                    ['q over id', { q: 'B2' }, ['b2']],
+                    ['q over team and title', { q: 'alpha' }, ['g1', 'a3', 'a2', 'a1']],
+                    ['q beyond ASCII', { q: 'ÖFFENTLICHE' }, ['g3']],
+                    ['q with LIKE wildcards is literal', { q: '%' }, []],
+                    ['filters combine', { teams: ['alpha', 'beta'], status: ['Running'], createdBy: 'bob' }, ['b1']],
+                ];
+
+                it.each(cases)('filters: %s', async (_, filter, expected) => {
+                    const page = await s.runs.list(filter, 50);
+                    expect(ids(page.items)).toEqual(expected);
+                    expect(page.continuationToken).toBeUndefined();
+                });
+
+                it.each([1, 2, 3, 7, 8])('walks all pages of %d without duplicates or gaps', async (size) => {
+                    const { items, pages } = await allPages((t) => s.runs.list({}, size, t), size);
+                    expect(ids(items)).toEqual(['g3', 'g2', 'g1', 'b2', 'b1', 'a3', 'a2', 'a1']);
+                    expect(pages).toBe(Math.ceil(8 / size));
+                });
+
+                it('keeps the filter across pages', async () => {
+                    const { items } = await allPages((t) => s.runs.list({ teams: ['alpha', 'beta'] }, 2, t), 2);
+                    expect(ids(items)).toEqual(['b2', 'b1', 'a3', 'a2', 'a1']);
+                });
+
+                it('rejects a malformed continuation token', async () => {
+                    await expect(s.runs.list({}, 2, 'not a token')).rejects.toBeInstanceOf(ValidationError);
+                });
+
+                it('rejects a malformed since', async () => {
+                    await expect(s.runs.list({ since: 'yesterday' }, 2)).rejects.toBeInstanceOf(ValidationError);
+                });
+
+                it('sees updates to indexed fields', async () => {
+                    await s.runs.update('a1', (r) => ({ ...r, status: 'Completed', currentStage: null }));
+                    expect(ids((await s.runs.list({ status: ['Completed'] }, 50)).items)).toEqual(['a2', 'a1']);
+                    expect(ids((await s.runs.list({ stage: 'generation' }, 50)).items)).toEqual([]);
+                });
+            });
+
+            it('caps a page at 200 runs', async () => {
+                for (let i = 0; i < 205; i++) {
+                    await s.runs.create(
+                        makeRun(`r${String(i).padStart(3, '0')}`, { createdAt: '2025-03-01T10:00:00.000Z' }),
+                    );
+                }
+                const first = await s.runs.list({}, 1000);
+                expect(first.items).toHaveLength(200);
+                expect(first.items[0]!.id).toBe('r204');
+                const rest = await s.runs.list({}, 1000, first.continuationToken);
+                expect(ids(rest.items)).toEqual(['r004', 'r003', 'r002', 'r001', 'r000']);
+                expect(rest.continuationToken).toBeUndefined();
+            });
+
+            it('streams changes after a cursor, oldest first', async () => {
+                const empty = await s.runs.changesSince(undefined, 10);
+                expect(empty.runs).toEqual([]);
+                await s.runs.create(makeRun('r1'));
+                await s.runs.create(makeRun('r2'));
+                await s.runs.create(makeRun('r3'));
+                const all = await s.runs.changesSince(empty.cursor, 10);
+                expect(ids(all.runs)).toEqual(['r1', 'r2', 'r3']);
+                expect(typeof all.cursor).toBe('string');
+
+                const firstTwo = await s.runs.changesSince(empty.cursor, 2);
+                expect(ids(firstTwo.runs)).toEqual(['r1', 'r2']);
+                const third = await s.runs.changesSince(firstTwo.cursor, 2);
+                expect(ids(third.runs)).toEqual(['r3']);
+                expect(third.cursor).toBe(all.cursor);
+
+                const idle = await s.runs.changesSince(all.cursor, 10);
+                expect(idle).toEqual({ runs: [], cursor: all.cursor });
+
+                await s.runs.update('r1', (r) => ({ ...r, status: 'Running' }));
+                await s.runs.update('r2', (r) => ({ ...r, status: 'Running' }));
+                await s.runs.update('r1', (r) => ({ ...r, status: 'Paused' }));
+                const moved = await s.runs.changesSince(all.cursor, 10);
+                // A run appears once, at its latest change, carrying its latest state.
+                expect(moved.runs.map((r) => [r.id, r.status])).toEqual([
+                    ['r2', 'Running'],
+                    ['r1', 'Paused'],
+                ]);
+                expect(moved.cursor).not.toBe(all.cursor);
+            });
+
+            it('rejects a malformed changes cursor', async () => {
+                await expect(s.runs.changesSince('bogus', 10)).rejects.toBeInstanceOf(ValidationError);
+            });
+
+            it('keeps stage outputs beside the run', async () => {
+                await s.runs.create(makeRun('r1'));
+                await expect(s.runs.getOutput('r1', 'generation.0')).resolves.toBeUndefined();
+                await s.runs.putOutput('r1', 'generation.0', { ideas: ['a', 'b'], score: 0.5 });
+                await s.runs.putOutput('r1', 'filtering.0', 'text');
+                await expect(s.runs.getOutput('r1', 'generation.0')).resolves.toEqual({
+                    ideas: ['a', 'b'],
+                    score: 0.5,
+                });
+                await expect(s.runs.getOutput('r1', 'filtering.0')).resolves.toBe('text');
+                await s.runs.putOutput('r1', 'generation.0', { ideas: ['c'] });
+                await expect(s.runs.getOutput('r1', 'generation.0')).resolves.toEqual({ ideas: ['c'] });
+                await expect(s.runs.getOutput('r2', 'generation.0')).resolves.toBeUndefined();
+            });
+        });
+
+        describe('AuditLog', () => {
+            it('chains records from seq 1 and the genesis hash', async () => {
+                const a = await s.audit.append(makeEvent('run-a', 1));
+                const b = await s.audit.append(makeEvent('run-a', 2, { type: 'stage.completed', reason: 'done' }));
+                expect(a).toMatchObject({ ...makeEvent('run-a', 1), seq: 1, prevHash: GENESIS_HASH });
+                expect(b).toMatchObject({ seq: 2, prevHash: a.hash, reason: 'done' });
+                expect(a.hash).toBe(hashRecord(a));
+                expect(b.hash).toBe(hashRecord(b));
+                expect((await s.audit.list('run-a', 10)).items).toEqual([a, b]);
+            });
+
+            it('keeps one chain per run', async () => {
+                await s.audit.append(makeEvent('run-a', 1));
+                await s.audit.append(makeEvent('run-a', 2));
+                const other = await s.audit.append(makeEvent('run-b', 1));
+                expect(other).toMatchObject({ seq: 1, prevHash: GENESIS_HASH });
+                await expect(s.audit.list('run-none', 10)).resolves.toEqual({ items: [] });
+            });
+
+            it('is idempotent by eventId: the stored record comes back and nothing is written', async () => {
+                const first = await s.audit.append(makeEvent('run-a', 1));
+                const again = await s.audit.append(makeEvent('run-a', 1, { reason: 'a retry with other content' }));
+                expect(again).toEqual(first);
+                const next = await s.audit.append(makeEvent('run-a', 2));
+                expect(next.seq).toBe(2);
+                expect((await collect(s.audit.all('run-a'))).map((r) => r.eventId)).toEqual([
+                    'run-a-ev-1',
+                    'run-a-ev-2',
+                ]);
+            });
+
+            it('stays gap-free and verifiable under 50 concurrent appends (with retries)', async () => {
+                const events = Array.from({ length: 50 }, (_, i) => makeEvent('run-c', i + 1));
+                const results = await Promise.all([...events, ...events.slice(0, 10)].map((e) => s.audit.append(e)));
+                const records = await collect(s.audit.all('run-c'));
+                expect(records.map((r) => r.seq)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+                expect(new Set(records.map((r) => r.eventId)).size).toBe(50);
+                // A retried append answered with the record its first append stored.
+                for (const [i, r] of results.slice(50).entries()) expect(r).toEqual(results[i]);
+                expect(verifyChain(records)).toEqual({ verified: true, head: records[49]!.hash });
+            });
+
+            it('masks PII in details before hashing and storing', async () => {
+                const r = await s.audit.append(
+                    makeEvent('run-a', 1, {
+                        details: { approver: 'alice@contoso.com', phone: '+14255550100', apiKey: 'k-123', n: 7 },
+                    }),
+                );
+                expect(r.details).toEqual({
+                    approver: 'a***@contoso.com',
+                    phone: '+*********00',
+                    apiKey: '[redacted]',
+                    n: 7,
+                });
+                const [stored] = (await s.audit.list('run-a', 10)).items;
+                expect(stored).toEqual(r);
+                expect(JSON.stringify(stored)).not.toContain('alice@');
+                expect(verifyChain([stored!]).verified).toBe(true);
+            });
+
+            it('pages in ascending seq', async () => {
+                for (let i = 1; i <= 25; i++) await s.audit.append(makeEvent('run-a', i));
+                const { items, pages } = await allPages((t) => s.audit.list('run-a', 10, t), 10);
+                expect(pages).toBe(3);
+                expect(items.map((r) => r.seq)).toEqual(Array.from({ length: 25 }, (_, i) => i + 1));
+                const last = await s.audit.list('run-a', 25);
+                expect(last.items).toHaveLength(25);
+                expect(last.continuationToken).toBeUndefined();
+            });
+
+            it('caps a page at 1000 records, and all() reads past it', async () => {
+                const written: AuditRecord[] = [];
+                for (let i = 1; i <= 1001; i++) written.push(await s.audit.append(makeEvent('run-big', i)));
+                const first = await s.audit.list('run-big', 5000);
+                expect(first.items).toHaveLength(1000);
+                const rest = await s.audit.list('run-big', 5000, first.continuationToken);
+                expect(rest.items.map((r) => r.seq)).toEqual([1001]);
+                const all = await collect(s.audit.all('run-big'));
+                expect(all).toEqual(written);
+                expect(verifyChain(all).verified).toBe(true);
+            });
+
+            it('rejects a malformed continuation token', async () => {
+                await expect(s.audit.list('run-a', 10, 'seq-three')).rejects.toBeInstanceOf(ValidationError);
+            });
+        });
+
+        describe('PolicyStore', () => {
+            const strict: CheckpointPolicy = {
+                rules: [
+                    {
+                        name: 'everything before taste',
+                        match: { stages: ['taste'] },
+                        position: 'before',
+                        requiredRoles: ['Mesh.Approver'],
+                        approvals: 1,
+                        timeout: 'PT4H',
+                        onTimeout: 'reject',
+                        channels: ['email'],
+                    },
+                ],
+            };
+
+            it('serves the default policy at version 0 until one is saved', async () => {
+                await expect(s.policies.get()).resolves.toEqual({
+                    ...DEFAULT_POLICY,
+                    version: 0,
+                    updatedAt: '1970-01-01T00:00:00.000Z',
+                    updatedBy: 'system',
+                });
+            });
+
+            it('saves numbered versions', async () => {
+                const v1 = await s.policies.put(strict, 0, 'carol', '2025-03-01T10:00:00.000Z');
+                expect(v1).toEqual({
+                    ...strict,
+                    version: 1,
+                    updatedAt: '2025-03-01T10:00:00.000Z',
+                    updatedBy: 'carol',
+                });
+                await expect(s.policies.get()).resolves.toEqual(v1);
+                const v2 = await s.policies.put(DEFAULT_POLICY, 1, 'dave', '2025-03-02T10:00:00.000Z');
+                expect(v2).toMatchObject({ version: 2, updatedBy: 'dave', rules: DEFAULT_POLICY.rules });
+                await expect(s.policies.get()).resolves.toEqual(v2);
+            });
+
+            it('stores the rules, not stamps passed back in', async () => {
+                const v1 = await s.policies.put(strict, 0, 'carol', '2025-03-01T10:00:00.000Z');
+                const v2 = await s.policies.put({ ...v1 }, 1, 'dave', '2025-03-02T10:00:00.000Z');
+                expect(v2).toEqual({ ...strict, version: 2, updatedAt: '2025-03-02T10:00:00.000Z', updatedBy: 'dave' });
+            });
+
+            it('refuses a stale expected version with CONFLICT and keeps the current one', async () => {
+                const v1 = await s.policies.put(strict, 0, 'carol', '2025-03-01T10:00:00.000Z');
+                await expect(
+                    s.policies.put(DEFAULT_POLICY, 0, 'dave', '2025-03-02T10:00:00.000Z'),
+                ).rejects.toBeInstanceOf(ConflictError);
+                await expect(
+                    s.policies.put(DEFAULT_POLICY, 5, 'dave', '2025-03-02T10:00:00.000Z'),
+                ).rejects.toBeInstanceOf(ConflictError);
+                await expect(s.policies.get()).resolves.toEqual(v1);
+            });
+
+            it('lets exactly one of two concurrent edits of the same version win', async () => {
+                const results = await Promise.allSettled([
+                    s.policies.put(strict, 0, 'carol', '2025-03-01T10:00:00.000Z'),
+                    s.policies.put(DEFAULT_POLICY, 0, 'dave', '2025-03-01T10:00:00.000Z'),
+                ]);
+                const won = results.filter((r) => r.status === 'fulfilled');
+                const lost = results.filter((r) => r.status === 'rejected');
+                expect(won).toHaveLength(1);
+                expect(lost).toHaveLength(1);
+                expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+                await expect(s.policies.get()).resolves.toMatchObject({ version: 1 });
+            });
+        });
+    });
+}
