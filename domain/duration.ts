@@ -6,5 +6,6 @@ export function parseDuration(iso: string): number | undefined {
     if (!m || iso === 'P' || iso.endsWith('T')) return undefined;
     const [, w, d, h, min, s] = m;
     const ms = ((((Number(w ?? 0) * 7 + Number(d ?? 0)) * 24 + Number(h ?? 0)) * 60 + Number(min ?? 0)) * 60 + Number(s ?? 0)) * 1000;
-    return ms > 0 ? Math.round(ms) : undefined;
+    const rounded = Math.round(ms);
+    return rounded > 0 ? rounded : undefined;
 }

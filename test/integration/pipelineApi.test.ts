@@ -213,3 +213,23 @@ it('serves the OpenAPI document unenveloped', async () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/pipeline/run', '/pipeline/status/{id}', '/pipeline/logs/{id}']));
 });
+
+it('names the tampered audit record when its chain no longer verifies', async () => {
+    const id = await submit('low');
+    await until(id, 'Completed');
+    // An attacker with write access to the database edits one record (dropping the append-only trigger first).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+    const db = new Database(`${host.dataDir}/app.sqlite`);
+    try {
+        db.exec('DROP TRIGGER IF EXISTS audit_is_append_only');
+        const row = db.prepare('SELECT record FROM audit WHERE run_id = ? AND seq = 3').get(id) as { record: string };
+        const record = JSON.parse(row.record) as Record<string, unknown>;
+        db.prepare('UPDATE audit SET record = ? WHERE run_id = ? AND seq = 3').run(JSON.stringify({ ...record, actor: 'mallory' }), id);
+    } finally {
+        db.close();
+    }
+    const l = await logs(id);
+    expect(l.chain.verified).toBe(false);
+    expect(l.chain.brokenAt).toEqual({ seq: 3, reason: 'hash mismatch' });
+});

@@ -152,6 +152,13 @@ describe('approval', () => {
         expect(r.actions.find((a) => a.actionType === 5)?.isCanceled).toBe(true);
     });
 
+    it('reports the deadline timer by task id, and marks it cancelled once the event wins', async () => {
+        const waitingResult = await run(approval, input, greeted);
+        expect(waitingResult.timers).toEqual([{ id: 1, fireAt: seconds(61), backOff: false, canceled: false }]);
+        const won = await run(approval, input, [...waiting, h.episode(30), h.raised(E.approval, 'approved', 30)]);
+        expect(won.timers).toEqual([{ id: 1, fireAt: seconds(61), backOff: false, canceled: true }]);
+    });
+
     it('timer wins: returns timeout', async () => {
         const r = await run(approval, input, [...waiting, h.episode(61), h.fired(1, 61)]);
         expect(r).toMatchObject({ done: true, output: { greeting: 'Hello approver!', decision: 'timeout' } });
@@ -232,6 +239,10 @@ describe('retrySuccess', () => {
         const r = await run(retrySuccess, input, succeeded);
         expect(r).toMatchObject({ done: true, output: 'ok after 3 attempts', next: [] });
         expect(r.schedule.map((t) => t.id)).toEqual([0, 2, 4]);
+        expect(r.timers).toEqual([
+            { id: 1, backOff: true, canceled: false },
+            { id: 3, backOff: true, canceled: false },
+        ]);
     });
 
     it('retryExhausted: catches the last failure once the attempts are used up', async () => {

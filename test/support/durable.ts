@@ -94,6 +94,17 @@ export interface ScheduledTask {
     name: string;
 }
 
+/** A durable timer the code created, keyed by its task id (the history's TimerCreated EventId). */
+export interface ScheduledTimer {
+    id: number;
+    /** When `createTimer` asked it to fire; undefined for a retry back-off timer (the extension picks that time). */
+    fireAt?: Date;
+    /** A back-off timer between two attempts of a `call*WithRetry` task. */
+    backOff: boolean;
+    /** `cancel()` was called on it (a lost race); its TimerFired, if delivered, changes nothing. */
+    canceled: boolean;
+}
+
 export interface ReplayResult {
     /** The SDK's `isDone`: the generator returned or called continueAsNew. False when it threw. */
     done: boolean;
@@ -106,6 +117,8 @@ export interface ReplayResult {
     next: string[];
     /** Every activity/sub-orchestration the code scheduled (retry attempts included), by task id. */
     schedule: ScheduledTask[];
+    /** Every durable timer the code created (createTimer and retry back-off), by task id. */
+    timers: ScheduledTimer[];
     customStatus: unknown;
 }
 
@@ -164,7 +177,10 @@ export async function replay(
     const recorded = new Set(history.filter((e) => isScheduling(e.EventType)).map((e) => e.EventId));
     const schedule: ScheduledTask[] = [];
     const next: string[] = [];
+    const timers: ScheduledTimer[] = [];
     for (const [id, task] of [...tracked.entries()].sort((a, b) => a[0] - b[0])) {
+        const timer = timerOf(task);
+        if (timer) timers.push({ id, ...timer });
         const name = scheduledName(task);
         if (name === undefined) continue;
         schedule.push({ id, name });
@@ -177,6 +193,7 @@ export async function replay(
         actions: flatten(state.actions.flat()),
         next,
         schedule,
+        timers,
         customStatus: state.customStatus,
     };
 }
@@ -240,6 +257,20 @@ function scheduledName(task: TaskBase): string | undefined {
     }
     if (action === 'noOp' || action.actionType > 3) return undefined; // 0-3: activities and sub-orchestrations (± retry)
     return action.functionName;
+}
+
+/** The timer a task is, or undefined for any other task. */
+function timerOf(task: TaskBase): Omit<ScheduledTimer, 'id'> | undefined {
+    if (task instanceof NoOpTask && task.parent instanceof RetryableTask) {
+        return task.parent.children.indexOf(task) % 2 === 1 ? { backOff: true, canceled: false } : undefined;
+    }
+    const action = task.actionObj as ReplayAction | 'noOp';
+    if (action === 'noOp' || action.actionType !== 5) return undefined; // 5: CreateTimer
+    return {
+        ...(action.fireAt ? { fireAt: action.fireAt } : {}),
+        backOff: false,
+        canceled: action.isCanceled === true,
+    };
 }
 
 function parseFailure(e: unknown): SdkState {
