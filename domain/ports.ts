@@ -56,6 +56,8 @@ export interface AuditLog {
      */
     append(event: NewAuditEvent): Promise<AuditRecord>;
     list(runId: string, limit: number, continuationToken?: string): Promise<Page<AuditRecord>>;
+    /** The last `limit` records of a run, oldest first (the status view's recent history). */
+    latest(runId: string, limit: number): Promise<AuditRecord[]>;
     all(runId: string): AsyncIterable<AuditRecord>;
 }
 

@@ -12,7 +12,8 @@ export interface ProjectionChange {
     status?: RunStatus;
     currentStage?: Stage | null;
     iteration?: number;
-    stage?: { name: Stage; status: StageStatus; startedAt?: string; endedAt?: string };
+    /** `attempt`: this change starts one more engine attempt (every application counts: each is an attempt). */
+    stage?: { name: Stage; status: StageStatus; startedAt?: string; endedAt?: string; attempt?: boolean };
     checkpoint?: {
         checkpointId: string;
         key: string;
@@ -33,8 +34,21 @@ export interface ProjectionChange {
 }
 
 export function applyProjection(run: RunDoc, change: ProjectionChange, at: string, output?: unknown): RunDoc {
+    // A finished run is frozen: a step still in flight when it was aborted changes nothing.
+    if (isTerminal(run.status)) return run;
     const next: RunDoc = { ...run, updatedAt: at };
-    if (change.status && !(isTerminal(run.status) && change.status !== run.status)) next.status = change.status;
+    if (change.status && !(isTerminal(run.status) && change.status !== run.status)) {
+        if (run.pause && !isTerminal(change.status)) {
+            // Held by an operator: the workflow's own moves only change where the run resumes to.
+            next.resumeStatus = change.status;
+        } else {
+            next.status = change.status;
+            if (isTerminal(change.status)) {
+                delete next.pause;
+                delete next.resumeStatus;
+            }
+        }
+    }
     if (change.currentStage !== undefined) next.currentStage = change.currentStage;
     if (change.iteration !== undefined) next.iteration = change.iteration;
     if (change.nextAction !== undefined) next.nextAction = change.nextAction;
@@ -49,6 +63,7 @@ export function applyProjection(run: RunDoc, change: ProjectionChange, at: strin
                 : {
                       ...st,
                       status: s.status,
+                      attempts: st.attempts + (s.attempt ? 1 : 0),
                       startedAt: s.startedAt ?? st.startedAt,
                       endedAt: s.status === 'Running' ? null : (s.endedAt ?? st.endedAt),
                   },

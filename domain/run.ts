@@ -79,6 +79,18 @@ export interface RunDoc {
     correlationID: string;
     traceparent: string;
     idempotencyKey?: string;
+    /** Set while an operator holds the run; the workflow parks at its next safe point until resumed. */
+    pause?: PauseRequest;
+    /** While paused: the status the run returns to on resume (kept current as the workflow moves on). */
+    resumeStatus?: RunStatus;
+}
+
+export interface PauseRequest {
+    pauseId: string;
+    actor: string;
+    reason: string;
+    at: string;
+    correlationID: string;
 }
 
 /** Checkpoint ids carry their run id, so a decision finds its run without an index: `<runId>.<iteration>.<key>`. */

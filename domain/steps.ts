@@ -4,7 +4,7 @@
  */
 import type { AuditType } from './audit';
 import { NotFoundError } from './errors';
-import { isTerminal, type Stage, STAGES } from './pipeline';
+import { isTerminal, type RunStatus, type Stage, STAGES } from './pipeline';
 import type { AuditLog, EngineClient, RunStore } from './ports';
 import { applyProjection, type ProjectionChange } from './projection';
 
@@ -31,7 +31,13 @@ export interface RunStageInput {
     traceparent: string;
 }
 
-export type RunStageResult = { ok: true; continue: boolean; outputKey: string } | { ok: false; code: string; message: string };
+export type RunStageResult =
+    | { ok: true; continue: boolean; outputKey: string }
+    /** An operator holds the run: park until resumed with this pauseId, then run the stage. */
+    | { ok: false; code: 'PAUSED'; pauseId: string; message: string }
+    /** The run ended outside the workflow (aborted): stop quietly. */
+    | { ok: false; code: 'FINISHED'; status: RunStatus; message: string }
+    | { ok: false; code: string; message: string };
 
 /** Where a stage's output is stored. */
 export function outputKey(iteration: number, stage: Stage): string {
@@ -52,12 +58,17 @@ export interface StepPorts {
     onRecorded?: (input: RecordInput) => Promise<void>;
 }
 
-/** Appends the audit record (once per eventId) and applies the projection change (idempotent by nature). */
+/**
+ * Appends the audit record (once per eventId) and applies the projection change (idempotent by nature).
+ * A run that already ended (aborted from outside the workflow) takes no further records.
+ */
 export async function recordStateChange(p: Pick<StepPorts, 'runs' | 'audit' | 'onRecorded'>, input: RecordInput): Promise<void> {
     const { projection, ...event } = input;
-    await p.audit.append(event);
+    const current = await p.runs.get(input.runId);
+    if (!current || isTerminal(current.status)) return;
     const output = projection.outputKey ? ((await p.runs.getOutput(input.runId, projection.outputKey)) as StoredOutput | undefined)?.output : undefined;
-    await p.runs.update(input.runId, (run) => applyProjection(run, projection, input.at, output));
+    // Issued together: the embedded store commits both in one transaction; elsewhere each is idempotent.
+    await Promise.all([p.audit.append(event), p.runs.update(input.runId, (run) => applyProjection(run, projection, input.at, output))]);
     await p.onRecorded?.(input);
 }
 
@@ -69,11 +80,16 @@ export async function recordStateChange(p: Pick<StepPorts, 'runs' | 'audit' | 'o
 export async function runStage(p: StepPorts, i: RunStageInput): Promise<RunStageResult> {
     const key = outputKey(i.iteration, i.stage);
     const done = (await p.runs.getOutput(i.runId, key)) as StoredOutput | undefined;
-    if (done) return { ok: true, continue: done.continue, outputKey: key };
+    if (done) {
+        // Ran before a crash: the output is kept; make sure its completion is recorded too (idempotent by eventId).
+        await recordCompleted(p, i, key, done.continue);
+        return { ok: true, continue: done.continue, outputKey: key };
+    }
     const run = await p.runs.get(i.runId);
     if (!run) throw new NotFoundError(`Run ${i.runId} does not exist.`);
-    // An aborted (or otherwise finished) run calls no more engines, even if this activity was already queued.
-    if (isTerminal(run.status)) return { ok: false, code: 'CONFLICT', message: `the run is ${run.status}` };
+    // An aborted run calls no more engines, even if this activity was already queued; a held one waits.
+    if (isTerminal(run.status)) return { ok: false, code: 'FINISHED', status: run.status, message: `the run is ${run.status}` };
+    if (run.pause) return { ok: false, code: 'PAUSED', pauseId: run.pause.pauseId, message: `paused by ${run.pause.actor}` };
 
     const startedAt = p.now().toISOString();
     await recordStateChange(p, {
@@ -85,9 +101,8 @@ export async function runStage(p: StepPorts, i: RunStageInput): Promise<RunStage
         correlationID: i.correlationID,
         stage: i.stage,
         details: { iteration: i.iteration },
-        projection: { status: 'Running', stage: { name: i.stage, status: 'Running', startedAt }, iteration: i.iteration },
+        projection: { status: 'Running', stage: { name: i.stage, status: 'Running', startedAt, attempt: true }, iteration: i.iteration },
     });
-    await p.runs.update(i.runId, (r) => ({ ...r, stages: r.stages.map((s) => (s.name === i.stage ? { ...s, attempts: s.attempts + 1 } : s)) }));
 
     const result = await p.engine.invoke({
         runId: i.runId,
@@ -102,6 +117,11 @@ export async function runStage(p: StepPorts, i: RunStageInput): Promise<RunStage
     if (!result.ok) return result;
 
     await p.runs.putOutput(i.runId, key, { output: result.output, continue: result.continue } satisfies StoredOutput);
+    await recordCompleted(p, i, key, result.continue);
+    return { ok: true, continue: result.continue, outputKey: key };
+}
+
+async function recordCompleted(p: StepPorts, i: RunStageInput, key: string, more: boolean): Promise<void> {
     const endedAt = p.now().toISOString();
     await recordStateChange(p, {
         runId: i.runId,
@@ -111,10 +131,9 @@ export async function runStage(p: StepPorts, i: RunStageInput): Promise<RunStage
         actor: 'system',
         correlationID: i.correlationID,
         stage: i.stage,
-        details: { iteration: i.iteration, ...(i.stage === 'improvement' ? { continue: result.continue } : {}) },
+        details: { iteration: i.iteration, ...(i.stage === 'improvement' ? { continue: more } : {}) },
         projection: { stage: { name: i.stage, status: 'Completed', endedAt } },
     });
-    return { ok: true, continue: result.continue, outputKey: key };
 }
 
 /** A stage's input: the previous stage's output, or the run's input for the first generation. */

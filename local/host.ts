@@ -14,7 +14,8 @@ import { STAGES } from '../domain/pipeline';
 import { ActivityHandler, DurableEngine, EngineRegistrations, EntityHandler } from './durable/engine';
 import { OrchestrationHandler } from './durable/replay';
 import { DurableStore } from './durable/store';
-import { simulatorOptionsFromEnv, startSimulatedEngines } from './engines/simulator';
+import { startEngineProcess } from './engines/process';
+import { simulatorOptionsFromEnv } from './engines/simulator';
 import { HostConfig } from './hostConfig';
 import { createRequestListener, startingListener } from './http/server';
 import { keysDirFrom, loadOrCreateSigningKey, LOCAL_AUDIENCE, LOCAL_ISSUER, publicJwks } from './identity';
@@ -59,7 +60,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     process.env.AUTH_JWKS_URI ??= `${origin}${JWKS_PATH}`;
     process.env.MESH_DATA_DIR = config.dataDir;
     // The five mesh engines: simulated locally unless the settings point at real ones.
-    const engines = process.env.ENGINE_URL_GENERATION ? undefined : await startSimulatedEngines(simulatorOptionsFromEnv(process.env));
+    const engines = process.env.ENGINE_URL_GENERATION ? undefined : await startEngineProcess(simulatorOptionsFromEnv(process.env));
     if (engines) for (const stage of STAGES) process.env[engineUrlKey(stage)] = engines.urls[stage];
 
     const { registry } = loadApp(config.root, log, config.appMain);

@@ -22,6 +22,8 @@ class KeySourceError extends Error {}
  */
 export class JwtAuthenticator {
     private readonly keys: JWTVerifyGetKey;
+    /** Verified tokens → principal, until shortly before they expire: a busy client presents the same token often. */
+    private readonly verified = new Map<string, { principal: Principal; until: number }>();
 
     /** `jwks` overrides the remote key set (the local host and tests pass `createLocalJWKSet`). */
     constructor(
@@ -43,6 +45,8 @@ export class JwtAuthenticator {
     /** The caller of `req`; throws `UnauthenticatedError` (401) or, if the keys cannot be fetched, `UnavailableError`. */
     async principal(req: HttpRequest): Promise<Principal> {
         const token = bearerToken(req.headers.get('authorization'));
+        const cached = this.verified.get(token);
+        if (cached && cached.until > Date.now()) return cached.principal;
         let payload: JWTPayload;
         try {
             ({ payload } = await jwtVerify(token, this.keys, {
@@ -55,9 +59,21 @@ export class JwtAuthenticator {
         } catch (e: unknown) {
             throw toAuthError(e);
         }
-        return principalFrom(payload, this.cfg.teamsClaim);
+        const principal = principalFrom(payload, this.cfg.teamsClaim);
+        this.remember(token, principal, payload.exp);
+        return principal;
+    }
+
+    private remember(token: string, principal: Principal, exp: number | undefined): void {
+        if (exp === undefined) return;
+        // Never past expiry, and re-verified at least every 5 minutes (key rotation, revoked signing keys).
+        const until = Math.min(exp * 1000 - 1000, Date.now() + 300_000);
+        if (this.verified.size >= CACHE_ENTRIES) this.verified.delete(this.verified.keys().next().value!);
+        this.verified.set(token, { principal, until });
     }
 }
+
+const CACHE_ENTRIES = 10_000;
 
 function bearerToken(header: string | null): string {
     if (!header) throw new UnauthenticatedError('Missing bearer token.');

@@ -102,10 +102,11 @@ export function openEmbeddedStores(dataDir: string): EmbeddedStores {
         db.close();
         throw e;
     }
+    const commits = new GroupCommit(db);
     return {
-        runs: new SqliteRunStore(db),
-        audit: new SqliteAuditLog(db),
-        policies: new SqlitePolicyStore(db),
+        runs: new SqliteRunStore(db, commits),
+        audit: new SqliteAuditLog(db, commits),
+        policies: new SqlitePolicyStore(db, commits),
         close: () => db.close(),
     };
 }
@@ -118,8 +119,54 @@ function promised<T>(work: () => T): Promise<T> {
     return new Promise<T>((resolve) => resolve(work()));
 }
 
-function immediate<T>(db: Database.Database, work: () => T): T {
-    return db.transaction(work).immediate();
+/**
+ * Group commit: every write queued in one turn of the event loop commits in one transaction (one WAL write
+ * instead of one per write), each in its own savepoint so one that throws rolls back alone. A write's promise
+ * settles only after its batch committed, so a caller that awaits it reads its own write.
+ */
+export class GroupCommit {
+    private pending: { work: () => unknown; resolve: (v: unknown) => void; reject: (e: unknown) => void }[] = [];
+    private scheduled = false;
+
+    constructor(private readonly db: Database.Database) {}
+
+    run<T>(work: () => T): Promise<T> {
+        return new Promise<T>((resolve, reject) => {
+            this.pending.push({ work, resolve: resolve as (v: unknown) => void, reject });
+            if (!this.scheduled) {
+                this.scheduled = true;
+                setImmediate(() => this.flush());
+            }
+        });
+    }
+
+    private flush(): void {
+        this.scheduled = false;
+        const batch = this.pending;
+        this.pending = [];
+        const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
+        try {
+            this.db
+                .transaction(() => {
+                    for (const unit of batch) {
+                        try {
+                            outcomes.push({ ok: true, value: this.db.transaction(unit.work)() });
+                        } catch (error: unknown) {
+                            outcomes.push({ ok: false, error });
+                        }
+                    }
+                })
+                .immediate();
+        } catch (error: unknown) {
+            batch.forEach((unit) => unit.reject(error));
+            return;
+        }
+        batch.forEach((unit, i) => {
+            const o = outcomes[i]!;
+            if (o.ok) unit.resolve(o.value);
+            else unit.reject(o.error);
+        });
+    }
 }
 
 function clampLimit(limit: number, max: number): number {
@@ -149,7 +196,10 @@ interface RunKey {
 class SqliteRunStore implements RunStore {
     private readonly stmt;
 
-    constructor(private readonly db: Database.Database) {
+    constructor(
+        private readonly db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
         this.stmt = {
             get: db.prepare<[string], RunRow>('SELECT doc, etag, change_seq FROM runs WHERE id = ?'),
             byIdempotencyKey: db.prepare<[string, string], RunRow>(
@@ -165,8 +215,8 @@ class SqliteRunStore implements RunStore {
                  @changeSeq, @doc)`,
             ),
             update: db.prepare(
-                `UPDATE runs SET created_by = @createdBy, idempotency_key = @idempotencyKey, status = @status,
-                 team = @team, current_stage = @currentStage, created_at = @createdAt, search = @search,
+                // Only the columns a run's life changes: SQLite then leaves the creator/team/creation indexes alone.
+                `UPDATE runs SET status = @status, current_stage = @currentStage, search = @search,
                  etag = etag + 1, change_seq = @changeSeq, doc = @doc
                  WHERE id = @id AND etag = @etag`,
             ),
@@ -185,18 +235,16 @@ class SqliteRunStore implements RunStore {
     }
 
     create(run: RunDoc): Promise<{ run: RunDoc; created: boolean }> {
-        return promised(() =>
-            immediate(this.db, () => {
-                if (run.idempotencyKey !== undefined) {
-                    const same = this.stmt.byIdempotencyKey.get(run.createdBy, run.idempotencyKey);
-                    if (same) return { run: parseRun(same), created: false };
-                }
-                if (this.stmt.get.get(run.id)) throw new ConflictError(`Run ${run.id} already exists.`, { id: run.id });
-                const columns = columnsOf(run);
-                this.stmt.insert.run({ ...columns, changeSeq: this.nextChange() });
-                return { run: parseRun(columns), created: true };
-            }),
-        );
+        return this.commits.run(() => {
+            if (run.idempotencyKey !== undefined) {
+                const same = this.stmt.byIdempotencyKey.get(run.createdBy, run.idempotencyKey);
+                if (same) return { run: parseRun(same), created: false };
+            }
+            if (this.stmt.get.get(run.id)) throw new ConflictError(`Run ${run.id} already exists.`, { id: run.id });
+            const columns = columnsOf(run);
+            this.stmt.insert.run({ ...columns, changeSeq: this.nextChange() });
+            return { run: parseRun(columns), created: true };
+        });
     }
 
     get(id: string): Promise<RunDoc | undefined> {
@@ -211,19 +259,17 @@ class SqliteRunStore implements RunStore {
      * etag check is kept anyway (parity with Cosmos `_etag`, and a guard should anyone ever split the read and write).
      */
     update(id: string, mutate: (run: RunDoc) => RunDoc | undefined): Promise<RunDoc> {
-        return promised(() =>
-            immediate(this.db, () => {
-                const row = this.stmt.get.get(id);
-                if (!row) throw new NotFoundError(`Run ${id} not found.`);
-                const next = mutate(parseRun(row));
-                if (next === undefined) return parseRun(row);
-                if (next.id !== id) throw new Error(`RunStore.update: mutate changed the run id ${id} to ${next.id}`);
-                const columns = columnsOf(next);
-                const result = this.stmt.update.run({ ...columns, changeSeq: this.nextChange(), etag: row.etag });
-                if (result.changes !== 1) throw new ConflictError(`Run ${id} changed concurrently.`, { id });
-                return parseRun(columns);
-            }),
-        );
+        return this.commits.run(() => {
+            const row = this.stmt.get.get(id);
+            if (!row) throw new NotFoundError(`Run ${id} not found.`);
+            const next = mutate(parseRun(row));
+            if (next === undefined) return parseRun(row);
+            if (next.id !== id) throw new Error(`RunStore.update: mutate changed the run id ${id} to ${next.id}`);
+            const columns = columnsOf(next);
+            const result = this.stmt.update.run({ ...columns, changeSeq: this.nextChange(), etag: row.etag });
+            if (result.changes !== 1) throw new ConflictError(`Run ${id} changed concurrently.`, { id });
+            return parseRun(columns);
+        });
     }
 
     list(filter: RunFilter, limit: number, continuationToken?: string): Promise<Page<RunDoc>> {
@@ -361,7 +407,10 @@ function decodeRunKey(token: string): RunKey {
 class SqliteAuditLog implements AuditLog {
     private readonly stmt;
 
-    constructor(private readonly db: Database.Database) {
+    constructor(
+        db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
         this.stmt = {
             byEventId: db.prepare<[string, string], { record: string }>(
                 'SELECT record FROM audit WHERE run_id = ? AND event_id = ?',
@@ -370,6 +419,7 @@ class SqliteAuditLog implements AuditLog {
                 'SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT 1',
             ),
             insert: db.prepare('INSERT INTO audit (run_id, seq, event_id, at, record) VALUES (?, ?, ?, ?, ?)'),
+            latest: db.prepare<[string, number], { record: string }>('SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT ?'),
             page: db.prepare<[string, number, number], { record: string; seq: number }>(
                 'SELECT record, seq FROM audit WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
             ),
@@ -378,21 +428,23 @@ class SqliteAuditLog implements AuditLog {
 
     /** Masks PII in `details` first, so what is hashed is what is stored (and what readers see). */
     append(event: NewAuditEvent): Promise<AuditRecord> {
-        return promised(() =>
-            immediate(this.db, () => {
-                const stored = this.stmt.byEventId.get(event.runId, event.eventId);
-                if (stored) return parseRecord(stored);
-                const last = this.stmt.last.get(event.runId);
-                const masked = event.details === undefined ? event : { ...event, details: maskPii(event.details) };
-                const record = chainNext(last ? parseRecord(last) : undefined, masked);
-                this.stmt.insert.run(record.runId, record.seq, record.eventId, record.at, JSON.stringify(record));
-                return record;
-            }),
-        );
+        return this.commits.run(() => {
+            const stored = this.stmt.byEventId.get(event.runId, event.eventId);
+            if (stored) return parseRecord(stored);
+            const last = this.stmt.last.get(event.runId);
+            const masked = event.details === undefined ? event : { ...event, details: maskPii(event.details) };
+            const record = chainNext(last ? parseRecord(last) : undefined, masked);
+            this.stmt.insert.run(record.runId, record.seq, record.eventId, record.at, JSON.stringify(record));
+            return record;
+        });
     }
 
     list(runId: string, limit: number, continuationToken?: string): Promise<Page<AuditRecord>> {
         return promised(() => this.page(runId, clampLimit(limit, MAX_AUDIT_PAGE), continuationToken));
+    }
+
+    latest(runId: string, limit: number): Promise<AuditRecord[]> {
+        return promised(() => this.stmt.latest.all(runId, clampLimit(limit, MAX_AUDIT_PAGE)).map(parseRecord).reverse());
     }
 
     async *all(runId: string): AsyncIterable<AuditRecord> {
@@ -430,7 +482,10 @@ function parseRecord(row: { record: string }): AuditRecord {
 class SqlitePolicyStore implements PolicyStore {
     private readonly stmt;
 
-    constructor(private readonly db: Database.Database) {
+    constructor(
+        db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
         this.stmt = {
             latest: db.prepare<[], { version: number; policy: string; updated_at: string; updated_by: string }>(
                 'SELECT version, policy, updated_at, updated_by FROM policies ORDER BY version DESC LIMIT 1',
@@ -444,21 +499,19 @@ class SqlitePolicyStore implements PolicyStore {
     }
 
     put(policy: CheckpointPolicy, expectedVersion: number, actor: string, at: string): Promise<VersionedPolicy> {
-        return promised(() =>
-            immediate(this.db, () => {
-                const current = this.current().version;
-                if (expectedVersion !== current) {
-                    throw new ConflictError(`The policy is at version ${current}, not ${expectedVersion}.`, {
-                        expectedVersion,
-                        currentVersion: current,
-                    });
-                }
-                const body = policyBody(policy);
-                const saved: VersionedPolicy = { ...body, version: current + 1, updatedAt: at, updatedBy: actor };
-                this.stmt.insert.run(saved.version, JSON.stringify(body), at, actor);
-                return structuredClone(saved);
-            }),
-        );
+        return this.commits.run(() => {
+            const current = this.current().version;
+            if (expectedVersion !== current) {
+                throw new ConflictError(`The policy is at version ${current}, not ${expectedVersion}.`, {
+                    expectedVersion,
+                    currentVersion: current,
+                });
+            }
+            const body = policyBody(policy);
+            const saved: VersionedPolicy = { ...body, version: current + 1, updatedAt: at, updatedBy: actor };
+            this.stmt.insert.run(saved.version, JSON.stringify(body), at, actor);
+            return structuredClone(saved);
+        });
     }
 
     private current(): VersionedPolicy {

@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
@@ -9,7 +11,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../domain/erro
 import type { Decision } from '../../domain/quorum';
 import { assertCanDecide, visibleRun } from '../../domain/rbac';
 import { CHECKPOINT_ID, runIdOfCheckpoint } from '../../domain/run';
-import { type DecisionEvent, MeshPipeline } from '../../orchestrators/meshPipeline/contract';
+import { type DecisionEvent,decisionEvent } from '../../orchestrators/meshPipeline/contract';
 
 interface DecisionRequest {
     decision: Decision;
@@ -33,6 +35,7 @@ export async function decideCheckpoint(req: HttpRequest, ctx: InvocationContext,
         throw new ConflictError('You have already approved this checkpoint; one person counts once toward the quorum.');
     }
     const event: DecisionEvent = {
+        decisionId: randomUUID(),
         checkpointId,
         decision: body.decision,
         actorId: principal.id,
@@ -41,7 +44,7 @@ export async function decideCheckpoint(req: HttpRequest, ctx: InvocationContext,
         channel: 'api',
         correlationID: call.correlationID,
     };
-    await durableClient(ctx).raiseEvent(run.id, MeshPipeline.events.decision, event);
+    await durableClient(ctx).raiseEvent(run.id, decisionEvent(checkpointId, checkpoint.escalated), event);
     return { status: 202, data: { checkpointId, orchestrationID: run.id, decision: body.decision }, message: 'decision recorded' };
 }
 

@@ -3,7 +3,6 @@ import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import { deps } from '../../adapters/deps';
 import { enveloped, type Result } from '../../adapters/http/envelope';
 import { principalOf, runIdParam } from '../../adapters/http/request';
-import type { AuditRecord } from '../../domain/audit';
 import { visibleRun } from '../../domain/rbac';
 import { statusView } from '../../domain/views';
 
@@ -15,9 +14,7 @@ export async function getPipelineStatus(req: HttpRequest, _ctx: InvocationContex
     const id = runIdParam(req);
     const d = deps();
     const run = visibleRun(principal, await d.runs.get(id), id);
-    const history: AuditRecord[] = [];
-    for await (const r of d.audit.all(id)) history.push(r);
-    return { data: statusView(run, history.slice(-HISTORY)) };
+    return { data: statusView(run, await d.audit.latest(id, HISTORY)) };
 }
 
 app.http('getPipelineStatus', { route: 'pipeline/status/{id}', methods: ['GET'], handler: enveloped(getPipelineStatus) });

@@ -3,12 +3,10 @@ import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
-import { durableClient, principalOf } from '../../adapters/http/request';
+import { durableClient, orchestrationOf, principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
-import { ConflictError } from '../../domain/errors';
-import { isTerminal } from '../../domain/pipeline';
+import { abortRun, pauseRun } from '../../domain/control';
 import { assertCanStop, visibleRun } from '../../domain/rbac';
-import { type ControlEvent, MeshPipeline } from '../../orchestrators/meshPipeline/contract';
 
 interface StopRequest {
     orchestrationID: string;
@@ -16,17 +14,27 @@ interface StopRequest {
     reason: string;
 }
 
-/** POST /pipeline/stop: pause (at the next safe point) or abort (at once), with the actor's reason. */
+/**
+ * POST /pipeline/stop: pause (at once while a checkpoint waits, else before the next stage) or abort (at once:
+ * recorded with the actor's reason, then the workflow is terminated).
+ */
 export async function stopPipeline(req: HttpRequest, ctx: InvocationContext, call: CallInfo): Promise<Result<unknown>> {
     const principal = await principalOf(req);
     const body = await parseBody<StopRequest>(req, 'stop-request');
-    const run = visibleRun(principal, await deps().runs.get(body.orchestrationID), body.orchestrationID);
+    const d = deps();
+    const run = visibleRun(principal, await d.runs.get(body.orchestrationID), body.orchestrationID);
     assertCanStop(principal, run, body.action);
-    if (isTerminal(run.status)) throw new ConflictError(`The run is ${run.status}; nothing changes a finished run.`);
-    if (body.action === 'pause' && run.status === 'Paused') throw new ConflictError('The run is already paused.');
-    const event: ControlEvent = { action: body.action, actorId: principal.id, reason: body.reason.trim(), correlationID: call.correlationID };
-    await durableClient(ctx).raiseEvent(run.id, MeshPipeline.events.control, event);
-    return { status: 202, data: { orchestrationID: run.id, action: body.action, status: run.status }, message: `${body.action} requested` };
+    const request = { principal, runId: run.id, reason: body.reason.trim(), correlationID: call.correlationID };
+    if (body.action === 'pause') {
+        const paused = await pauseRun(d, request);
+        return { status: 202, data: { orchestrationID: run.id, action: 'pause', status: paused.status }, message: 'pause recorded' };
+    }
+    const aborted = await abortRun(d, request);
+    const instance = await orchestrationOf(ctx, run.id);
+    if (instance && ['Running', 'Pending', 'Suspended'].includes(instance.runtimeStatus)) {
+        await durableClient(ctx).terminate(run.id, `aborted by ${principal.id}: ${request.reason}`);
+    }
+    return { status: 202, data: { orchestrationID: run.id, action: 'abort', status: aborted.status }, message: 'run aborted' };
 }
 
 app.http('stopPipeline', { route: 'pipeline/stop', methods: ['POST'], extraInputs: [df.input.durableClient()], handler: enveloped(stopPipeline) });

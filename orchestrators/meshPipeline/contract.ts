@@ -17,8 +17,9 @@ export const MeshPipeline = {
         runStage: 'meshPipeline_runStage',
     },
     events: {
+        /** Per checkpoint (see decisionEvent): a waiter abandoned at a deadline never meets a later event. */
         decision: 'Decision',
-        control: 'Control',
+        resume: 'Resume',
     },
 } as const;
 
@@ -34,6 +35,8 @@ export type PipelineOutcome = { status: Extract<RunStatus, 'Completed' | 'Failed
 
 /** Raised by the decision endpoint (and signed links) after RBAC and four-eyes checks. */
 export interface DecisionEvent {
+    /** Unique per decision: a retried raise of the same decision counts once. */
+    decisionId: string;
     checkpointId: string;
     decision: Decision;
     actorId: string;
@@ -43,11 +46,18 @@ export interface DecisionEvent {
     correlationID: string;
 }
 
-/** Raised by /pipeline/stop and /pipeline/resume. */
-export interface ControlEvent {
-    action: 'pause' | 'resume' | 'abort';
+/** Raised by /pipeline/resume to wake a workflow parked at a safe point. */
+export interface ResumeEvent {
+    pauseId: string;
     actorId: string;
-    reason: string;
     correlationID: string;
 }
 
+/**
+ * The event name a checkpoint's decisions arrive on: one per checkpoint, and another once it escalated (the
+ * decision endpoint raises on the name the run's projection shows; the workflow still reads a decision that
+ * lands on the old name while it escalates).
+ */
+export function decisionEvent(checkpointId: string, escalated: boolean): string {
+    return `${MeshPipeline.events.decision}:${checkpointId}${escalated ? ':escalated' : ''}`;
+}

@@ -1,26 +1,33 @@
 /**
  * meshPipeline: runs one workflow through generation → filtering → creativity → taste → improvement (looping
  * back from improvement while the engine asks and `maxIterations` allows), stopping at each HITL checkpoint
- * the policy placed on the run. Awaits `Decision` events raced against the checkpoint deadline (a durable
- * timer) and `Control` events (pause and resume at the next safe point, abort at once). Every state change is
- * one `record` activity: an audit record plus the projection the status API reads.
+ * the policy placed on the run at submission. A checkpoint awaits `Decision:<checkpointId>` events raced
+ * against its deadline (a durable timer), counting one vote per person; escalation widens the roles once and
+ * sets a new deadline. Pause is state the stage activity reads at each safe point (the workflow then awaits a
+ * `Resume` event); abort terminates the instance. Every state change is one `record` activity.
+ *
+ * No event waiter is ever abandoned in a race it may lose and waited for again under the same name, and no
+ * scheduled task is wrapped into a second Task.any: the Durable extension replays out-of-process actions
+ * with .NET semantics (FIFO event waiters, every compound child scheduled again), and either would make
+ * the two sides disagree.
  */
 import type { OrchestrationContext, OrchestrationHandler, Task } from 'durable-functions';
 import * as df from 'durable-functions';
 
 import type { EventType } from '../../domain/audit';
-import { type RunStatus, type Stage, STAGES } from '../../domain/pipeline';
+import { type Stage, STAGES } from '../../domain/pipeline';
 import type { CheckpointSpec } from '../../domain/policy';
 import { applyDecision, emptyQuorum } from '../../domain/quorum';
 import { checkpointIdOf, type NextAction } from '../../domain/run';
 import {
-    type ControlEvent,
     type DecisionEvent,
+    decisionEvent,
     MeshPipeline,
     type PipelineInput,
     type PipelineOutcome,
     type ProjectionChange,
     type RecordInput,
+    type ResumeEvent,
     type RunStageInput,
     type RunStageResult,
 } from './contract';
@@ -33,7 +40,7 @@ const recordRetry = retryOptions(500, 5, 2, 10_000);
 type Step<T> = Generator<Task, T, unknown>;
 type Stop = { stopped: PipelineOutcome };
 /** What a passed deadline leads to: the run stops, goes on (auto-approval), or waits again (escalated). */
-type Expiry = { stop: Stop } | { continue: true } | { deadline: Date; requiredRoles: CheckpointSpec['requiredRoles']; escalated: boolean };
+type Expiry = { stop: Stop } | { continue: true } | { deadline: Date; requiredRoles: CheckpointSpec['requiredRoles'] };
 
 export const meshPipeline: OrchestrationHandler = function* (ctx: OrchestrationContext): Step<PipelineOutcome> {
     return yield* new Conductor(ctx, ctx.df.getInput<PipelineInput>()).run();
@@ -41,9 +48,7 @@ export const meshPipeline: OrchestrationHandler = function* (ctx: OrchestrationC
 
 class Conductor {
     private events = 0;
-    private status: RunStatus = 'Queued';
     private iteration = 1;
-    private pauseRequest: ControlEvent | undefined;
 
     constructor(
         private readonly ctx: OrchestrationContext,
@@ -58,8 +63,6 @@ class Conductor {
             for (const stage of STAGES) {
                 const before = yield* this.checkpoints(stage, 'before');
                 if (before) return before.stopped;
-                const safe = yield* this.safePoint();
-                if (safe) return safe.stopped;
                 const result = yield* this.stage(stage);
                 if ('stopped' in result) return result.stopped;
                 outputKey = result.outputKey;
@@ -77,27 +80,34 @@ class Conductor {
 
     // ---- stages ----
 
-    private *stage(stage: Stage): Step<RunStageResult & { ok: true } | Stop> {
+    /** One stage; the activity itself is the safe point: a held run answers PAUSED and the stage runs on resume. */
+    private *stage(stage: Stage): Step<(RunStageResult & { ok: true }) | Stop> {
         const ctx = this.ctx;
         const request: RunStageInput = { runId: this.input.runId, stage, iteration: this.iteration, correlationID: this.input.correlationID, traceparent: this.input.traceparent };
-        const work = ctx.df.callActivityWithRetry(MeshPipeline.activities.runStage, stageRetry, request);
-        const control = ctx.df.waitForExternalEvent(MeshPipeline.events.control);
-        const first = yield ctx.df.Task.any([work, control]);
-        if (first === control) {
-            const c = control.result as ControlEvent;
-            if (c.action === 'abort') return yield* this.abort(c, stage);
-            if (c.action === 'pause') this.pauseRequest ??= c; // takes effect when this stage has finished
-            // Keep waiting for the engine alone: re-wrapping a scheduled task in a new Task.any would make the
-            // Durable extension schedule it twice. Later control events wait (buffered) for the next safe point.
-            yield work;
+        for (;;) {
+            let result: RunStageResult;
+            try {
+                result = (yield ctx.df.callActivityWithRetry(MeshPipeline.activities.runStage, stageRetry, request)) as RunStageResult;
+            } catch (e: unknown) {
+                const message = e instanceof Error ? firstLine(e.message) : 'the engine call failed';
+                return yield* this.fail(stage, 'ENGINE_FAILED', `The ${stage} engine kept failing: ${message}`);
+            }
+            if (result.ok) return result;
+            if (result.code === 'PAUSED' && 'pauseId' in result) {
+                yield* this.awaitResume(result.pauseId);
+                continue;
+            }
+            if (result.code === 'FINISHED' && 'status' in result) return { stopped: { status: result.status as PipelineOutcome['status'], stage } };
+            return yield* this.fail(stage, 'ENGINE_FAILED', `The ${stage} engine refused the request: ${result.code}: ${result.message}`);
         }
-        if (work.isFaulted) {
-            const message = work.result instanceof Error ? firstLine(work.result.message) : 'the engine call failed';
-            return yield* this.fail(stage, 'ENGINE_FAILED', `The ${stage} engine kept failing: ${message}`);
+    }
+
+    /** Parked until the resume for this pause arrives (a stale resume of an earlier pause is consumed and ignored). */
+    private *awaitResume(pauseId: string): Step<void> {
+        for (;;) {
+            const resume = (yield this.ctx.df.waitForExternalEvent(MeshPipeline.events.resume)) as ResumeEvent;
+            if (resume.pauseId === pauseId) return;
         }
-        const result = work.result as RunStageResult;
-        if (!result.ok) return yield* this.fail(stage, 'ENGINE_FAILED', `The ${stage} engine refused the request: ${result.code}: ${result.message}`);
-        return result;
     }
 
     private *fail(stage: Stage, code: string, message: string): Step<Stop> {
@@ -123,6 +133,7 @@ class Conductor {
         let requiredRoles = spec.requiredRoles;
         let escalated = false;
         let quorum = emptyQuorum();
+        const seen = new Set<string>();
         const base = { checkpointId, key: spec.key, iteration: this.iteration, stage: spec.stage, position: spec.position };
         const nextAction = (): NextAction => ({ type: 'approval', checkpointId, stage: spec.stage, position: spec.position, requiredRoles, deadline: deadline.toISOString() });
         yield* this.record(
@@ -131,46 +142,47 @@ class Conductor {
             { status: 'AwaitingApproval', currentStage: spec.stage, nextAction: nextAction(), checkpoint: { ...base, status: 'Open', openedAt: this.now(), deadline: deadline.toISOString(), requiredRoles } },
             { checkpointId, stage: spec.stage, details: { requiredRoles, approvals: spec.approvals, deadline: deadline.toISOString(), channels: spec.channels, rule: spec.rule } },
         );
+        // The waiter that lost to the first deadline when the checkpoint escalated. It is never waited for again,
+        // but a decision raised on the old name just as the checkpoint escalated still lands in it: it is read
+        // at every wake-up, so that decision is counted, not lost.
+        let stale: Task | undefined;
         for (;;) {
-            // Fresh tasks every round: a task already yielded inside another Task.any is never re-wrapped.
-            const timer = ctx.df.createTimer(deadline);
-            const decision = ctx.df.waitForExternalEvent(MeshPipeline.events.decision);
-            const control = ctx.df.waitForExternalEvent(MeshPipeline.events.control);
-            const winner = yield ctx.df.Task.any([decision, timer, control]);
-            if (winner !== timer) timer.cancel();
-
-            let expired = winner === timer;
-            if (winner === control) {
-                const c = control.result as ControlEvent;
-                if (c.action === 'abort') return yield* this.abort(c, spec.stage, checkpointId);
-                if (c.action !== 'pause') continue; // resume while not paused: nothing to do
-                const outcome = yield* this.paused(c, deadline, spec.stage, checkpointId);
-                if (typeof outcome === 'object') return outcome;
-                expired = outcome === 'expired';
-                if (!expired) continue;
+            let d: DecisionEvent;
+            if (stale?.isCompleted) {
+                d = stale.result as DecisionEvent;
+                stale = undefined;
+            } else {
+                // A decision that wins is consumed, so the next round's waiter is the only one under this name.
+                const timer = ctx.df.createTimer(deadline);
+                const decision = ctx.df.waitForExternalEvent(decisionEvent(checkpointId, escalated));
+                const winner = yield ctx.df.Task.any([decision, timer]);
+                if (winner === timer) {
+                    if (stale?.isCompleted) continue; // count the late-landed decision before judging the deadline
+                    const r: Expiry = yield* this.expire(spec, base, escalated, requiredRoles, deadline);
+                    if ('stop' in r) return r.stop;
+                    if ('continue' in r) return undefined;
+                    ({ deadline, requiredRoles } = r);
+                    escalated = true;
+                    stale = decision;
+                    yield* this.record(
+                        'checkpoint.escalated',
+                        'system',
+                        { status: 'AwaitingApproval', nextAction: nextAction(), checkpoint: { ...base, status: 'Escalated', escalated: true, deadline: deadline.toISOString(), requiredRoles } },
+                        { checkpointId, stage: spec.stage, details: { escalateTo: spec.escalateTo, deadline: deadline.toISOString() } },
+                    );
+                    continue;
+                }
+                timer.cancel();
+                d = decision.result as DecisionEvent;
             }
 
-            if (expired) {
-                const r: Expiry = yield* this.expire(spec, base, escalated, requiredRoles, deadline);
-                if ('stop' in r) return r.stop;
-                if ('continue' in r) return undefined;
-                ({ deadline, requiredRoles, escalated } = r);
-                yield* this.record(
-                    'checkpoint.escalated',
-                    'system',
-                    { status: 'AwaitingApproval', nextAction: nextAction(), checkpoint: { ...base, status: 'Escalated', escalated: true, deadline: deadline.toISOString(), requiredRoles } },
-                    { checkpointId, stage: spec.stage, details: { escalateTo: spec.escalateTo, deadline: deadline.toISOString() } },
-                );
-                continue;
-            }
-
-            const d = decision.result as DecisionEvent;
-            if (d.checkpointId !== checkpointId) continue; // a late decision for a checkpoint that has closed
+            if (seen.has(d.decisionId)) continue; // a retried raise of a decision already counted
+            seen.add(d.decisionId);
             const applied = applyDecision(quorum, { actorId: d.actorId, decision: d.decision }, spec.approvals);
             if (!applied.counted) continue; // one person counts once toward a quorum
             quorum = applied.state;
             const closed = quorum.outcome !== 'open';
-            const status = quorum.outcome === 'approved' ? 'Approved' : quorum.outcome === 'rejected' ? 'Rejected' : 'Open';
+            const status = quorum.outcome === 'approved' ? 'Approved' : quorum.outcome === 'rejected' ? 'Rejected' : escalated ? 'Escalated' : 'Open';
             yield* this.record(
                 'checkpoint.decided',
                 d.actorId,
@@ -189,10 +201,7 @@ class Conductor {
         }
     }
 
-    /**
-     * The deadline passed: approve, reject (the run times out) or escalate once (wider roles, a new deadline).
-     * Returns the new wait state after an escalation.
-     */
+    /** The deadline passed: approve, reject (the run times out) or escalate once (wider roles, a new deadline). */
     private *expire(
         spec: CheckpointSpec,
         base: Omit<NonNullable<ProjectionChange['checkpoint']>, 'status'>,
@@ -203,7 +212,7 @@ class Conductor {
         const checkpointId = base.checkpointId;
         if (spec.onTimeout === 'escalate' && !escalated) {
             const roles = [...new Set([...requiredRoles, ...spec.escalateTo])];
-            return { deadline: new Date(deadline.getTime() + spec.timeoutMs), requiredRoles: roles, escalated: true };
+            return { deadline: new Date(deadline.getTime() + spec.timeoutMs), requiredRoles: roles };
         }
         const approve = spec.onTimeout === 'approve';
         yield* this.record(
@@ -215,42 +224,6 @@ class Conductor {
         if (approve) return { continue: true };
         yield* this.record('pipeline.timedout', 'system', { status: 'TimedOut', nextAction: null }, { checkpointId, stage: spec.stage, reason: 'checkpoint deadline passed' });
         return { stop: { stopped: { status: 'TimedOut', stage: spec.stage, checkpointId } } };
-    }
-
-    // ---- pause, resume, abort ----
-
-    /** Between stages: a pause requested during the last stage takes effect here. */
-    private *safePoint(): Step<Stop | undefined> {
-        const request = this.pauseRequest;
-        if (!request) return undefined;
-        this.pauseRequest = undefined;
-        const outcome = yield* this.paused(request, undefined, undefined, undefined);
-        return typeof outcome === 'object' ? outcome : undefined;
-    }
-
-    /** Paused: waits for resume or abort (and, while a checkpoint is open, its deadline keeps running). */
-    private *paused(c: ControlEvent, deadline: Date | undefined, stage: Stage | undefined, checkpointId: string | undefined): Step<'resumed' | 'expired' | Stop> {
-        const ctx = this.ctx;
-        const resumeTo: RunStatus = this.status === 'AwaitingApproval' ? 'AwaitingApproval' : 'Running';
-        yield* this.record('pipeline.paused', c.actorId, { status: 'Paused' }, { correlationID: c.correlationID, reason: c.reason, stage, checkpointId });
-        for (;;) {
-            const control = ctx.df.waitForExternalEvent(MeshPipeline.events.control);
-            const timer = deadline ? ctx.df.createTimer(deadline) : undefined;
-            const winner = yield timer ? ctx.df.Task.any([control, timer]) : control;
-            if (timer && winner !== timer) timer.cancel();
-            if (timer && winner === timer) return 'expired';
-            const next = control.result as ControlEvent;
-            if (next.action === 'abort') return yield* this.abort(next, stage, checkpointId);
-            if (next.action === 'resume') {
-                yield* this.record('pipeline.resumed', next.actorId, { status: resumeTo }, { correlationID: next.correlationID, reason: next.reason, stage, checkpointId });
-                return 'resumed';
-            }
-        }
-    }
-
-    private *abort(c: ControlEvent, stage?: Stage, checkpointId?: string): Step<Stop> {
-        yield* this.record('pipeline.aborted', c.actorId, { status: 'Aborted', nextAction: null }, { correlationID: c.correlationID, reason: c.reason, stage, checkpointId });
-        return { stopped: { status: 'Aborted', stage, checkpointId } };
     }
 
     // ---- recording ----
@@ -277,8 +250,7 @@ class Conductor {
             projection,
         };
         yield ctx.df.callActivityWithRetry(MeshPipeline.activities.record, recordRetry, input);
-        if (projection.status) this.status = projection.status;
-        ctx.df.setCustomStatus({ status: this.status, iteration: this.iteration, nextAction: projection.nextAction ?? null });
+        ctx.df.setCustomStatus({ event: type, iteration: this.iteration, nextAction: projection.nextAction ?? null });
     }
 
     private now(): string {

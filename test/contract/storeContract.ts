@@ -352,6 +352,13 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 expect((await s.audit.list('run-a', 10)).items).toEqual([a, b]);
             });
 
+            it('returns the latest records oldest first', async () => {
+                for (let i = 1; i <= 5; i++) await s.audit.append(makeEvent('run-l', i));
+                expect((await s.audit.latest('run-l', 2)).map((r) => r.seq)).toEqual([4, 5]);
+                expect((await s.audit.latest('run-l', 10)).map((r) => r.seq)).toEqual([1, 2, 3, 4, 5]);
+                await expect(s.audit.latest('run-none', 3)).resolves.toEqual([]);
+            });
+
             it('keeps one chain per run', async () => {
                 await s.audit.append(makeEvent('run-a', 1));
                 await s.audit.append(makeEvent('run-a', 2));

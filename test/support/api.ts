@@ -47,7 +47,7 @@ export class Api {
         if (opts.raw !== undefined) body = opts.raw;
         else if (opts.body !== undefined) body = JSON.stringify(opts.body);
         if (body !== undefined) headers['content-type'] ??= 'application/json';
-        const r = await fetch(this.host.origin + path, { method, headers, body });
+        const r = await fetch(this.host.origin + path, { method, headers, body, signal: AbortSignal.timeout(30_000) });
         const text = await r.text();
         let parsed: Envelope<T>;
         try {

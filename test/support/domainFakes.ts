@@ -96,6 +96,10 @@ export class MemoryAudit implements AuditLog {
         return Promise.resolve({ items: this.records.filter((r) => r.runId === runId) });
     }
 
+    latest(runId: string, limit: number): Promise<AuditRecord[]> {
+        return Promise.resolve(this.records.filter((r) => r.runId === runId).slice(-limit));
+    }
+
     async *all(runId: string): AsyncIterable<AuditRecord> {
         for (const r of (await this.list(runId)).items) yield r;
     }

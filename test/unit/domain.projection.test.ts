@@ -246,7 +246,8 @@ describe('applyProjection', () => {
         expect(apply(running({ nextAction: na }), {}).nextAction).toEqual(na);
         const failed = apply(running(), { status: 'Failed', error: { code: 'ENGINE_FAILED', message: 'down' } });
         expect(failed.error).toEqual({ code: 'ENGINE_FAILED', message: 'down' });
-        expect(apply(failed, { error: null }).error).toBeUndefined();
+        expect(apply(failed, { error: null }).error).toEqual(failed.error); // a finished run is frozen
+        expect(apply(running({ error: { code: 'X', message: 'y' } }), { error: null }).error).toBeUndefined();
         expect(
             applyProjection(running(), { status: 'Completed', outputKey: '1.improvement' }, AT, { idea: 'final' })
                 .output,
