@@ -11,6 +11,7 @@ import { join } from 'node:path';
 
 import { engineUrlKey } from '../adapters/engines/config';
 import { STAGES } from '../domain/pipeline';
+import { answerDurableClientInProcess } from './durable/clientTransport';
 import { ActivityHandler, DurableEngine, EngineRegistrations, EntityHandler } from './durable/engine';
 import { OrchestrationHandler } from './durable/replay';
 import { DurableStore } from './durable/store';
@@ -72,6 +73,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     const engine = new DurableEngine(store, registrations, config.limits, log);
     const clientData: DurableClientData = durableClientData(origin, config.taskHub);
     const functionKey = loadOrCreateFunctionKey(config.dataDir);
+    if (process.env.MESH_DURABLE_CLIENT_TRANSPORT !== 'http') answerDurableClientInProcess(origin, engine, () => clientData);
     listener = createRequestListener({
         registry,
         engine,

@@ -144,29 +144,51 @@ export class GroupCommit {
         this.scheduled = false;
         const batch = this.pending;
         this.pending = [];
-        const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
-        try {
-            this.db
-                .transaction(() => {
-                    for (const unit of batch) {
-                        try {
-                            outcomes.push({ ok: true, value: this.db.transaction(unit.work)() });
-                        } catch (error: unknown) {
-                            outcomes.push({ ok: false, error });
-                        }
-                    }
-                })
-                .immediate();
-        } catch (error: unknown) {
-            batch.forEach((unit) => unit.reject(error));
-            return;
-        }
-        batch.forEach((unit, i) => {
-            const o = outcomes[i]!;
-            if (o.ok) unit.resolve(o.value);
-            else unit.reject(o.error);
-        });
+        settle(batch, commitBatch(this.db, batch));
     }
+}
+
+type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
+ * One transaction for the whole batch. Fast path: the units run back to back. If any throws, the batch is
+ * rolled back and run again with a savepoint per unit, so only the failing unit's writes are undone (units
+ * are functions of the database state, so running one again after a rollback is safe).
+ */
+export function commitBatch(db: Database.Database, batch: readonly { work: () => unknown }[]): Outcome[] | { failed: unknown } {
+    try {
+        const values = db.transaction(() => batch.map((unit) => unit.work())).immediate();
+        return values.map((value) => ({ ok: true, value }));
+    } catch {
+        // fall through to the isolating path
+    }
+    const outcomes: Outcome[] = [];
+    try {
+        db.transaction(() => {
+            for (const unit of batch) {
+                try {
+                    outcomes.push({ ok: true, value: db.transaction(unit.work)() });
+                } catch (error: unknown) {
+                    outcomes.push({ ok: false, error });
+                }
+            }
+        }).immediate();
+    } catch (error: unknown) {
+        return { failed: error };
+    }
+    return outcomes;
+}
+
+function settle(batch: readonly { resolve: (v: unknown) => void; reject: (e: unknown) => void }[], result: Outcome[] | { failed: unknown }): void {
+    if (!Array.isArray(result)) {
+        batch.forEach((unit) => unit.reject(result.failed));
+        return;
+    }
+    batch.forEach((unit, i) => {
+        const o = result[i]!;
+        if (o.ok) unit.resolve(o.value);
+        else unit.reject(o.error);
+    });
 }
 
 function clampLimit(limit: number, max: number): number {

@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 
 import { InvocationContext } from '@azure/functions';
 
+import { commitBatch } from '../../adapters/embedded/sqliteStores';
 import { DueHeap } from './heap';
 import { event, EventType, HistoryEvent, toJson } from './history';
 import { OrchestrationHandler, runEpisode, Work } from './replay';
@@ -222,7 +223,7 @@ export class DurableEngine extends EventEmitter {
     /**
      * Runs `work` inside the next batch transaction and resolves once that batch has committed. Every unit
      * of work queued in one turn of the event loop commits together (group commit): one WAL write instead
-     * of one per unit. Each unit runs in its own savepoint, so one that throws rolls back alone.
+     * of one per unit. If a unit throws, the batch is redone with a savepoint per unit, so it rolls back alone.
      */
     private commit<T>(work: () => T): Promise<T> {
         return new Promise<T>((resolve, reject) => {
@@ -238,24 +239,14 @@ export class DurableEngine extends EventEmitter {
         this.flushScheduled = false;
         const batch = this.pendingCommits.splice(0);
         if (!batch.length) return;
-        const outcomes: ({ ok: true; value: unknown } | { ok: false; error: unknown })[] = [];
-        try {
-            this.store.tx(() => {
-                for (const unit of batch) {
-                    try {
-                        outcomes.push({ ok: true, value: this.store.savepoint(unit.work) });
-                    } catch (error: unknown) {
-                        outcomes.push({ ok: false, error });
-                    }
-                }
-            });
-        } catch (error: unknown) {
+        const result = commitBatch(this.store.db, batch);
+        if (!Array.isArray(result)) {
             // The commit itself failed (disk full, I/O error): nothing of the batch is durable.
-            batch.forEach((unit) => unit.reject(error));
+            batch.forEach((unit) => unit.reject(result.failed));
             return;
         }
         batch.forEach((unit, i) => {
-            const o = outcomes[i]!;
+            const o = result[i]!;
             if (o.ok) unit.resolve(o.value);
             else unit.reject(o.error);
         });

@@ -142,11 +142,6 @@ export class DurableStore {
     }
 
 
-    /** Runs fn in a savepoint of the current transaction: if it throws, only its own writes roll back. */
-    savepoint<T>(fn: () => T): T {
-        return this.db.transaction(fn)();
-    }
-
     ping(): boolean {
         return (this.db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
     }

@@ -29,6 +29,12 @@ export interface HostProcess {
     stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
+/** Hosts still running when the test process exits (a timed-out test) are killed with it, never orphaned. */
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+    for (const child of live) child.kill('SIGKILL');
+});
+
 export function tempDataDir(prefix = 'mesh-test-'): string {
     return mkdtempSync(join(tmpdir(), prefix));
 }
