@@ -54,7 +54,8 @@ let cachedStore: StoreConfig | undefined;
 
 export function parseStoreConfig(env: Env): StoreConfig {
     const kind = (env.MESH_STORE?.trim() || 'embedded').toLowerCase();
-    if (kind !== 'embedded' && kind !== 'cosmos') throw new Error(`MESH_STORE must be 'embedded' or 'cosmos', got '${kind}'.`);
+    if (kind !== 'embedded' && kind !== 'cosmos')
+        throw new Error(`MESH_STORE must be 'embedded' or 'cosmos', got '${kind}'.`);
     return Object.freeze({ kind, dataDir: env.MESH_DATA_DIR?.trim() || '.mesh-data' });
 }
 

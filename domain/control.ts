@@ -30,10 +30,17 @@ export async function pauseRun(p: ControlPorts, r: ControlRequest): Promise<RunD
     const pauseId = randomUUID();
     let before = 'Running' as RunStatus;
     const run = await p.runs.update(r.runId, (run) => {
-        if (isTerminal(run.status)) throw new ConflictError(`The run is ${run.status}; nothing changes a finished run.`);
+        if (isTerminal(run.status))
+            throw new ConflictError(`The run is ${run.status}; nothing changes a finished run.`);
         if (run.pause) throw new ConflictError('The run is already paused.');
         before = run.status;
-        return { ...run, status: 'Paused', resumeStatus: run.status, pause: { pauseId, actor: r.principal.id, reason: r.reason, at, correlationID: r.correlationID }, updatedAt: at };
+        return {
+            ...run,
+            status: 'Paused',
+            resumeStatus: run.status,
+            pause: { pauseId, actor: r.principal.id, reason: r.reason, at, correlationID: r.correlationID },
+            updatedAt: at,
+        };
     });
     await p.audit.append({
         eventId: `${r.runId}/pause/${pauseId}`,
@@ -44,7 +51,10 @@ export async function pauseRun(p: ControlPorts, r: ControlRequest): Promise<RunD
         correlationID: r.correlationID,
         reason: r.reason,
         ...(run.currentStage ? { stage: run.currentStage } : {}),
-        details: { takesEffect: before === 'AwaitingApproval' ? 'now: the run waits at a checkpoint' : 'before the next stage starts' },
+        details: {
+            takesEffect:
+                before === 'AwaitingApproval' ? 'now: the run waits at a checkpoint' : 'before the next stage starts',
+        },
     });
     return run;
 }
@@ -54,7 +64,8 @@ export async function resumeRun(p: ControlPorts, r: ControlRequest): Promise<{ r
     const at = p.now().toISOString();
     let pauseId = '';
     const run = await p.runs.update(r.runId, (run) => {
-        if (!run.pause || run.status !== 'Paused') throw new ConflictError(`Only a paused run can be resumed; this one is ${run.status}.`);
+        if (!run.pause || run.status !== 'Paused')
+            throw new ConflictError(`Only a paused run can be resumed; this one is ${run.status}.`);
         pauseId = run.pause.pauseId;
         const { pause: _pause, resumeStatus, ...rest } = run;
         return { ...rest, status: resumeStatus ?? 'Running', updatedAt: at };
@@ -77,7 +88,8 @@ export async function resumeRun(p: ControlPorts, r: ControlRequest): Promise<{ r
 export async function abortRun(p: ControlPorts, r: ControlRequest): Promise<RunDoc> {
     const at = p.now().toISOString();
     const run = await p.runs.update(r.runId, (run) => {
-        if (isTerminal(run.status)) throw new ConflictError(`The run is ${run.status}; nothing changes a finished run.`);
+        if (isTerminal(run.status))
+            throw new ConflictError(`The run is ${run.status}; nothing changes a finished run.`);
         const { pause: _pause, resumeStatus: _resume, ...rest } = run;
         return { ...rest, status: 'Aborted', nextAction: null, updatedAt: at };
     });

@@ -12,10 +12,26 @@ export type RiskLevel = (typeof RISK_LEVELS)[number];
 export const POSITIONS = ['before', 'after'] as const;
 export type Position = (typeof POSITIONS)[number];
 
-export const RUN_STATUSES = ['Queued', 'Running', 'AwaitingApproval', 'Paused', 'Completed', 'Failed', 'Aborted', 'Rejected', 'TimedOut'] as const;
+export const RUN_STATUSES = [
+    'Queued',
+    'Running',
+    'AwaitingApproval',
+    'Paused',
+    'Completed',
+    'Failed',
+    'Aborted',
+    'Rejected',
+    'TimedOut',
+] as const;
 export type RunStatus = (typeof RUN_STATUSES)[number];
 
-export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['Completed', 'Failed', 'Aborted', 'Rejected', 'TimedOut']);
+export const TERMINAL_STATUSES: ReadonlySet<RunStatus> = new Set([
+    'Completed',
+    'Failed',
+    'Aborted',
+    'Rejected',
+    'TimedOut',
+]);
 
 export type StageStatus = 'Pending' | 'Running' | 'Completed' | 'Failed' | 'Skipped';
 

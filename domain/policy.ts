@@ -54,12 +54,28 @@ export const DEFAULT_POLICY: CheckpointPolicy = {
         rule('high-risk review', ['high'], 1, 'reject'),
         rule('critical-risk review', ['critical'], 2, 'escalate', ['Mesh.Admin']),
     ].flatMap((r) => [
-        { ...r, name: `${r.name} before taste`, match: { ...r.match, stages: ['taste'] as Stage[] }, position: 'before' as const },
-        { ...r, name: `${r.name} after improvement`, match: { ...r.match, stages: ['improvement'] as Stage[] }, position: 'after' as const },
+        {
+            ...r,
+            name: `${r.name} before taste`,
+            match: { ...r.match, stages: ['taste'] as Stage[] },
+            position: 'before' as const,
+        },
+        {
+            ...r,
+            name: `${r.name} after improvement`,
+            match: { ...r.match, stages: ['improvement'] as Stage[] },
+            position: 'after' as const,
+        },
     ]),
 };
 
-function rule(name: string, riskLevels: RiskLevel[], approvals: number, onTimeout: OnTimeout, escalateTo?: Role[]): PolicyRule {
+function rule(
+    name: string,
+    riskLevels: RiskLevel[],
+    approvals: number,
+    onTimeout: OnTimeout,
+    escalateTo?: Role[],
+): PolicyRule {
     return {
         name,
         match: { riskLevels },
@@ -137,8 +153,13 @@ export function checkpointsFor(policy: CheckpointPolicy, run: RunFacts): Checkpo
 export function assertPolicySemantics(policy: CheckpointPolicy): void {
     const errors = policy.rules.flatMap((r, i) => {
         const e: { path: string; message: string }[] = [];
-        if (parseDuration(r.timeout) === undefined) e.push({ path: `/rules/${i}/timeout`, message: 'must be a positive ISO 8601 duration such as P1D or PT4H' });
-        if (r.onTimeout === 'escalate' && !r.escalateTo?.length) e.push({ path: `/rules/${i}/escalateTo`, message: "is required when onTimeout is 'escalate'" });
+        if (parseDuration(r.timeout) === undefined)
+            e.push({
+                path: `/rules/${i}/timeout`,
+                message: 'must be a positive ISO 8601 duration such as P1D or PT4H',
+            });
+        if (r.onTimeout === 'escalate' && !r.escalateTo?.length)
+            e.push({ path: `/rules/${i}/escalateTo`, message: "is required when onTimeout is 'escalate'" });
         return e;
     });
     if (errors.length) throw new ValidationError(errors);

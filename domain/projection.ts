@@ -25,7 +25,14 @@ export interface ProjectionChange {
         deadline?: string;
         escalated?: boolean;
         requiredRoles?: CheckpointSpec['requiredRoles'];
-        decision?: { actorId: string; actorName?: string; decision: Decision; comment?: string; channel: 'api' | 'link'; at: string };
+        decision?: {
+            actorId: string;
+            actorName?: string;
+            decision: Decision;
+            comment?: string;
+            channel: 'api' | 'link';
+            at: string;
+        };
     };
     nextAction?: NextAction | null;
     /** Copy the output stored under this key into the run's `output`. */
@@ -98,7 +105,9 @@ function upsertCheckpoint(list: CheckpointState[], c: NonNullable<ProjectionChan
     };
     const d = c.decision;
     const decisions: CheckpointDecisionRecord[] =
-        d && !base.decisions.some((x) => x.actorId === d.actorId && x.at === d.at && x.decision === d.decision) ? [...base.decisions, d] : base.decisions;
+        d && !base.decisions.some((x) => x.actorId === d.actorId && x.at === d.at && x.decision === d.decision)
+            ? [...base.decisions, d]
+            : base.decisions;
     const updated: CheckpointState = {
         ...base,
         status: c.status,

@@ -22,7 +22,11 @@ export function emptyQuorum(): QuorumState {
 }
 
 /** Applies one decision; `counted` is false when it changes nothing (a repeat approval, or after closing). */
-export function applyDecision(state: QuorumState, d: CastDecision, required: number): { state: QuorumState; counted: boolean } {
+export function applyDecision(
+    state: QuorumState,
+    d: CastDecision,
+    required: number,
+): { state: QuorumState; counted: boolean } {
     if (state.outcome !== 'open') return { state, counted: false };
     switch (d.decision) {
         case 'reject':

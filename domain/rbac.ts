@@ -17,8 +17,12 @@ function has(p: Principal, roles: readonly Role[]): boolean {
 
 /** Submit a run for `team`: a submitting role, and membership of that team unless Operator or Admin. */
 export function assertCanSubmit(p: Principal, team: string): void {
-    if (!has(p, SUBMITTERS)) throw new ForbiddenError('Submitting runs needs Mesh.Developer, Mesh.DataScientist, Mesh.Operator or Mesh.Admin.');
-    if (!has(p, OPERATORS) && !p.teams.includes(team)) throw new ForbiddenError(`You are not a member of team '${team}'.`);
+    if (!has(p, SUBMITTERS))
+        throw new ForbiddenError(
+            'Submitting runs needs Mesh.Developer, Mesh.DataScientist, Mesh.Operator or Mesh.Admin.',
+        );
+    if (!has(p, OPERATORS) && !p.teams.includes(team))
+        throw new ForbiddenError(`You are not a member of team '${team}'.`);
 }
 
 export function canSee(p: Principal, run: Pick<RunDoc, 'metadata'>): boolean {
@@ -35,7 +39,11 @@ export function visibleRun<T extends Pick<RunDoc, 'metadata' | 'id'>>(p: Princip
 export function assertCanStop(p: Principal, run: RunDoc, action: 'pause' | 'abort'): void {
     if (has(p, OPERATORS)) return;
     if (action === 'abort' && run.createdBy === p.id) return;
-    throw new ForbiddenError(action === 'abort' ? 'Aborting needs Mesh.Operator or Mesh.Admin, or being the run\'s submitter.' : 'Pausing needs Mesh.Operator or Mesh.Admin.');
+    throw new ForbiddenError(
+        action === 'abort'
+            ? "Aborting needs Mesh.Operator or Mesh.Admin, or being the run's submitter."
+            : 'Pausing needs Mesh.Operator or Mesh.Admin.',
+    );
 }
 
 export function assertCanResume(p: Principal): void {
@@ -47,17 +55,22 @@ export function assertCanResume(p: Principal): void {
  * run's submitter (four-eyes).
  */
 export function assertCanDecide(p: Principal, run: RunDoc, checkpoint: Pick<CheckpointState, 'requiredRoles'>): void {
-    if (run.createdBy === p.id) throw new ForbiddenError('The submitter of a run cannot decide its checkpoints (four-eyes).');
-    if (!has(p, checkpoint.requiredRoles)) throw new ForbiddenError(`Deciding this checkpoint needs one of: ${checkpoint.requiredRoles.join(', ')}.`);
-    if (!p.roles.includes('Mesh.Admin') && !p.teams.includes(run.metadata.team)) throw new ForbiddenError(`Approvers must belong to team '${run.metadata.team}'.`);
+    if (run.createdBy === p.id)
+        throw new ForbiddenError('The submitter of a run cannot decide its checkpoints (four-eyes).');
+    if (!has(p, checkpoint.requiredRoles))
+        throw new ForbiddenError(`Deciding this checkpoint needs one of: ${checkpoint.requiredRoles.join(', ')}.`);
+    if (!p.roles.includes('Mesh.Admin') && !p.teams.includes(run.metadata.team))
+        throw new ForbiddenError(`Approvers must belong to team '${run.metadata.team}'.`);
 }
 
 export function assertCanReadPolicy(p: Principal): void {
-    if (!has(p, POLICY_READERS)) throw new ForbiddenError('Reading the checkpoint policy needs Mesh.Compliance, Mesh.Admin or Mesh.Operator.');
+    if (!has(p, POLICY_READERS))
+        throw new ForbiddenError('Reading the checkpoint policy needs Mesh.Compliance, Mesh.Admin or Mesh.Operator.');
 }
 
 export function assertCanWritePolicy(p: Principal): void {
-    if (!has(p, POLICY_WRITERS)) throw new ForbiddenError('Changing the checkpoint policy needs Mesh.Compliance or Mesh.Admin.');
+    if (!has(p, POLICY_WRITERS))
+        throw new ForbiddenError('Changing the checkpoint policy needs Mesh.Compliance or Mesh.Admin.');
 }
 
 /** Listing: what the caller may see, as a filter. */

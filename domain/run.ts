@@ -105,4 +105,5 @@ export function runIdOfCheckpoint(checkpointId: string): string | undefined {
 
 /** Run ids: what this service generates (and a safe charset for ids taken from paths). */
 export const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
-export const CHECKPOINT_ID = /^[A-Za-z0-9_-]{1,64}\.\d{1,4}\.(generation|filtering|creativity|taste|improvement)\.(before|after)\.\d{1,3}$/;
+export const CHECKPOINT_ID =
+    /^[A-Za-z0-9_-]{1,64}\.\d{1,4}\.(generation|filtering|creativity|taste|improvement)\.(before|after)\.\d{1,3}$/;

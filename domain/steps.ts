@@ -62,13 +62,21 @@ export interface StepPorts {
  * Appends the audit record (once per eventId) and applies the projection change (idempotent by nature).
  * A run that already ended (aborted from outside the workflow) takes no further records.
  */
-export async function recordStateChange(p: Pick<StepPorts, 'runs' | 'audit' | 'onRecorded'>, input: RecordInput): Promise<void> {
+export async function recordStateChange(
+    p: Pick<StepPorts, 'runs' | 'audit' | 'onRecorded'>,
+    input: RecordInput,
+): Promise<void> {
     const { projection, ...event } = input;
     const current = await p.runs.get(input.runId);
     if (!current || isTerminal(current.status)) return;
-    const output = projection.outputKey ? ((await p.runs.getOutput(input.runId, projection.outputKey)) as StoredOutput | undefined)?.output : undefined;
+    const output = projection.outputKey
+        ? ((await p.runs.getOutput(input.runId, projection.outputKey)) as StoredOutput | undefined)?.output
+        : undefined;
     // Issued together: the embedded store commits both in one transaction; elsewhere each is idempotent.
-    await Promise.all([p.audit.append(event), p.runs.update(input.runId, (run) => applyProjection(run, projection, input.at, output))]);
+    await Promise.all([
+        p.audit.append(event),
+        p.runs.update(input.runId, (run) => applyProjection(run, projection, input.at, output)),
+    ]);
     await p.onRecorded?.(input);
 }
 
@@ -88,8 +96,10 @@ export async function runStage(p: StepPorts, i: RunStageInput): Promise<RunStage
     const run = await p.runs.get(i.runId);
     if (!run) throw new NotFoundError(`Run ${i.runId} does not exist.`);
     // An aborted run calls no more engines, even if this activity was already queued; a held one waits.
-    if (isTerminal(run.status)) return { ok: false, code: 'FINISHED', status: run.status, message: `the run is ${run.status}` };
-    if (run.pause) return { ok: false, code: 'PAUSED', pauseId: run.pause.pauseId, message: `paused by ${run.pause.actor}` };
+    if (isTerminal(run.status))
+        return { ok: false, code: 'FINISHED', status: run.status, message: `the run is ${run.status}` };
+    if (run.pause)
+        return { ok: false, code: 'PAUSED', pauseId: run.pause.pauseId, message: `paused by ${run.pause.actor}` };
 
     const startedAt = p.now().toISOString();
     await recordStateChange(p, {
@@ -101,7 +111,11 @@ export async function runStage(p: StepPorts, i: RunStageInput): Promise<RunStage
         correlationID: i.correlationID,
         stage: i.stage,
         details: { iteration: i.iteration },
-        projection: { status: 'Running', stage: { name: i.stage, status: 'Running', startedAt, attempt: true }, iteration: i.iteration },
+        projection: {
+            status: 'Running',
+            stage: { name: i.stage, status: 'Running', startedAt, attempt: true },
+            iteration: i.iteration,
+        },
     });
 
     const result = await p.engine.invoke({
@@ -109,7 +123,11 @@ export async function runStage(p: StepPorts, i: RunStageInput): Promise<RunStage
         stage: i.stage,
         iteration: i.iteration,
         input: await stageInput(p.runs, i, run.input),
-        metadata: { team: run.metadata.team, riskLevel: run.metadata.riskLevel, complianceTags: run.metadata.complianceTags },
+        metadata: {
+            team: run.metadata.team,
+            riskLevel: run.metadata.riskLevel,
+            complianceTags: run.metadata.complianceTags,
+        },
         correlationID: i.correlationID,
         traceparent: i.traceparent,
         idempotencyKey: `${i.runId}:${i.stage}:${i.iteration}`,
@@ -140,7 +158,8 @@ async function recordCompleted(p: StepPorts, i: RunStageInput, key: string, more
 async function stageInput(runs: RunStore, i: RunStageInput, runInput: unknown): Promise<unknown> {
     const index = STAGES.indexOf(i.stage);
     if (index === 0 && i.iteration === 1) return runInput;
-    const previous = index === 0 ? outputKey(i.iteration - 1, 'improvement') : outputKey(i.iteration, STAGES[index - 1]!);
+    const previous =
+        index === 0 ? outputKey(i.iteration - 1, 'improvement') : outputKey(i.iteration, STAGES[index - 1]!);
     const stored = (await runs.getOutput(i.runId, previous)) as StoredOutput | undefined;
     return stored?.output ?? runInput;
 }

@@ -3,7 +3,7 @@
  * the idempotent creation of its projection and first audit record.
  */
 import { initialStages } from './pipeline';
-import { checkpointsFor,type CheckpointSpec } from './policy';
+import { checkpointsFor, type CheckpointSpec } from './policy';
 import type { AuditLog, PolicyStore, RunStore } from './ports';
 import type { Principal } from './principal';
 import { assertCanSubmit } from './rbac';

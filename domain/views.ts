@@ -26,7 +26,12 @@ export function statusView(run: RunDoc, history: AuditRecord[]): Record<string, 
             requiredRoles: c.requiredRoles,
             approvals: c.approvals,
             deadline: c.deadline,
-            decisions: c.decisions.map((d) => ({ actor: d.actorId, decision: d.decision, channel: d.channel, at: d.at })),
+            decisions: c.decisions.map((d) => ({
+                actor: d.actorId,
+                decision: d.decision,
+                channel: d.channel,
+                at: d.at,
+            })),
         })),
         createdAt: run.createdAt,
         updatedAt: run.updatedAt,
@@ -51,5 +56,13 @@ export function summaryView(run: RunDoc): Record<string, unknown> {
 }
 
 function historyItem(r: AuditRecord): Record<string, unknown> {
-    return { seq: r.seq, type: r.type, at: r.at, actor: r.actor, ...(r.stage ? { stage: r.stage } : {}), ...(r.checkpointId ? { checkpointId: r.checkpointId } : {}), ...(r.reason ? { reason: r.reason } : {}) };
+    return {
+        seq: r.seq,
+        type: r.type,
+        at: r.at,
+        actor: r.actor,
+        ...(r.stage ? { stage: r.stage } : {}),
+        ...(r.checkpointId ? { checkpointId: r.checkpointId } : {}),
+        ...(r.reason ? { reason: r.reason } : {}),
+    };
 }

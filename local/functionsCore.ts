@@ -63,11 +63,23 @@ export function installFunctionsCore(registry: FunctionRegistry, log: (level: st
     const core = {
         version: 'embedded',
         hostVersion: '4.0.0-embedded',
-        registerFunction(metadata: { name: string; bindings: Record<string, BindingInfo> }, handler: (...args: unknown[]) => unknown) {
-            if (registry.functions.has(metadata.name)) throw new Error(`A function named '${metadata.name}' is already registered.`);
-            const triggerName = Object.keys(metadata.bindings).find((k) => /trigger$/i.test(metadata.bindings[k]!.type));
+        registerFunction(
+            metadata: { name: string; bindings: Record<string, BindingInfo> },
+            handler: (...args: unknown[]) => unknown,
+        ) {
+            if (registry.functions.has(metadata.name))
+                throw new Error(`A function named '${metadata.name}' is already registered.`);
+            const triggerName = Object.keys(metadata.bindings).find((k) =>
+                /trigger$/i.test(metadata.bindings[k]!.type),
+            );
             if (!triggerName) throw new Error(`Function '${metadata.name}' has no trigger binding.`);
-            registry.functions.set(metadata.name, { name: metadata.name, bindings: metadata.bindings, handler, triggerName, trigger: metadata.bindings[triggerName]! });
+            registry.functions.set(metadata.name, {
+                name: metadata.name,
+                bindings: metadata.bindings,
+                handler,
+                triggerName,
+                trigger: metadata.bindings[triggerName]!,
+            });
             return { dispose: () => registry.functions.delete(metadata.name) };
         },
         setProgrammingModel(): void {
@@ -86,7 +98,9 @@ export function installFunctionsCore(registry: FunctionRegistry, log: (level: st
             log(level, `[${category}] ${message}`);
         },
     };
-    const moduleWithLoad = Module as unknown as { _load: (request: string, parent: unknown, isMain: boolean) => unknown };
+    const moduleWithLoad = Module as unknown as {
+        _load: (request: string, parent: unknown, isMain: boolean) => unknown;
+    };
     const originalLoad = moduleWithLoad._load;
     moduleWithLoad._load = function (request: string, _parent: unknown, _isMain: boolean): unknown {
         if (request === '@azure/functions-core') return core;

@@ -61,19 +61,25 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     process.env.AUTH_JWKS_URI ??= `${origin}${JWKS_PATH}`;
     process.env.MESH_DATA_DIR = config.dataDir;
     // The five mesh engines: simulated locally unless the settings point at real ones.
-    const engines = process.env.ENGINE_URL_GENERATION ? undefined : await startEngineProcess(simulatorOptionsFromEnv(process.env));
+    const engines = process.env.ENGINE_URL_GENERATION
+        ? undefined
+        : await startEngineProcess(simulatorOptionsFromEnv(process.env));
     if (engines) for (const stage of STAGES) process.env[engineUrlKey(stage)] = engines.urls[stage];
 
     const { registry } = loadApp(config.root, log, config.appMain);
     const registrations: EngineRegistrations = { orchestrators: new Map(), activities: new Map(), entities: new Map() };
-    for (const f of registry.byTriggerType('orchestrationTrigger')) registrations.orchestrators.set(f.name, f.handler as unknown as OrchestrationHandler);
-    for (const f of registry.byTriggerType('activityTrigger')) registrations.activities.set(f.name, f.handler as unknown as ActivityHandler);
-    for (const f of registry.byTriggerType('entityTrigger')) registrations.entities.set(f.name.toLowerCase(), f.handler as unknown as EntityHandler);
+    for (const f of registry.byTriggerType('orchestrationTrigger'))
+        registrations.orchestrators.set(f.name, f.handler as unknown as OrchestrationHandler);
+    for (const f of registry.byTriggerType('activityTrigger'))
+        registrations.activities.set(f.name, f.handler as unknown as ActivityHandler);
+    for (const f of registry.byTriggerType('entityTrigger'))
+        registrations.entities.set(f.name.toLowerCase(), f.handler as unknown as EntityHandler);
 
     const engine = new DurableEngine(store, registrations, config.limits, log);
     const clientData: DurableClientData = durableClientData(origin, config.taskHub);
     const functionKey = loadOrCreateFunctionKey(config.dataDir);
-    if (process.env.MESH_DURABLE_CLIENT_TRANSPORT !== 'http') answerDurableClientInProcess(origin, engine, () => clientData);
+    if (process.env.MESH_DURABLE_CLIENT_TRANSPORT !== 'http')
+        answerDurableClientInProcess(origin, engine, () => clientData);
     listener = createRequestListener({
         registry,
         engine,
@@ -89,7 +95,11 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     for (const adapter of adapters) await adapter.start(registry.byTriggerType(adapter.type), host);
     const served = new Set(['httptrigger', ...BUILT_IN_TRIGGERS, ...adapters.map((a) => a.type.toLowerCase())]);
     for (const f of registry.functions.values()) {
-        if (!served.has(f.trigger.type.toLowerCase())) log('warning', `host: function '${f.name}' has trigger type '${f.trigger.type}', which the embedded host does not serve yet.`);
+        if (!served.has(f.trigger.type.toLowerCase()))
+            log(
+                'warning',
+                `host: function '${f.name}' has trigger type '${f.trigger.type}', which the embedded host does not serve yet.`,
+            );
     }
     engine.start();
     for (const hook of registry.hooks.get('appStart') ?? []) await hook({ hookData: {}, appHookData: {} });
@@ -121,7 +131,6 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
             store.close();
         },
     };
-
 }
 
 /** The key for authLevel function/admin routes, kept with the host's state like the Functions host's secrets. */
@@ -132,4 +141,3 @@ function loadOrCreateFunctionKey(dataDir: string): string {
     writeFileSync(file, JSON.stringify({ functionKey: key }), { mode: 0o600 });
     return key;
 }
-

@@ -46,12 +46,19 @@ export function durableClientData(origin: string, taskHub: string): DurableClien
     };
 }
 
-export function invocationContext(registry: FunctionRegistry, f: FunctionRegistration, clientData: DurableClientData, log: HostLog, extra: Partial<ConstructorParameters<typeof InvocationContext>[0]> = {}): InvocationContext {
+export function invocationContext(
+    registry: FunctionRegistry,
+    f: FunctionRegistration,
+    clientData: DurableClientData,
+    log: HostLog,
+    extra: Partial<ConstructorParameters<typeof InvocationContext>[0]> = {},
+): InvocationContext {
     const options = registry.invocationOptions(f);
     const ctx = new InvocationContext({
         functionName: f.name,
         invocationId: randomUUID(),
-        logHandler: (level, ...args) => log(level, `[${f.name}] ${args.map((a) => (typeof a === 'string' ? a : safeInspect(a))).join(' ')}`),
+        logHandler: (level, ...args) =>
+            log(level, `[${f.name}] ${args.map((a) => (typeof a === 'string' ? a : safeInspect(a))).join(' ')}`),
         options,
         ...extra,
     });

@@ -19,7 +19,8 @@ export function loadApp(root: string, log: (level: string, message: string) => v
     // One glob, as the worker takes it; an override may list several separated by ';'.
     const patterns = (mainOverride ?? pkg.main ?? 'index.js').split(';').map((p) => p.trim());
     const files = fg.sync(patterns, { cwd: root, absolute: true, onlyFiles: true }).sort();
-    if (!files.length) throw new Error(`No app files match '${patterns.join(', ')}' under ${root}: run 'npm run build' first.`);
+    if (!files.length)
+        throw new Error(`No app files match '${patterns.join(', ')}' under ${root}: run 'npm run build' first.`);
     const registry = new FunctionRegistry();
     installFunctionsCore(registry, log);
     // The worker require()s each file; so does this host (CommonJS output, as package.json#main says).

@@ -46,7 +46,13 @@ async function main(): Promise<void> {
             `  durable API:    ${host.origin}/runtime/webhooks/durabletask/`,
             `  local JWKS:     ${host.origin}/.well-known/jwks.json`,
             `  OpenAPI:        ${host.origin}/openapi.json`,
-            ...(host.engineUrls ? [`  engines:        ${Object.entries(host.engineUrls).map(([s, u]) => `${s} ${u}`).join(', ')}`] : []),
+            ...(host.engineUrls
+                ? [
+                      `  engines:        ${Object.entries(host.engineUrls)
+                          .map(([s, u]) => `${s} ${u}`)
+                          .join(', ')}`,
+                  ]
+                : []),
             `  data:           ${config.dataDir}`,
             `Press Ctrl+C to stop.`,
             '',

@@ -155,7 +155,10 @@ type Outcome = { ok: true; value: unknown } | { ok: false; error: unknown };
  * rolled back and run again with a savepoint per unit, so only the failing unit's writes are undone (units
  * are functions of the database state, so running one again after a rollback is safe).
  */
-export function commitBatch(db: Database.Database, batch: readonly { work: () => unknown }[]): Outcome[] | { failed: unknown } {
+export function commitBatch(
+    db: Database.Database,
+    batch: readonly { work: () => unknown }[],
+): Outcome[] | { failed: unknown } {
     try {
         const values = db.transaction(() => batch.map((unit) => unit.work())).immediate();
         return values.map((value) => ({ ok: true, value }));
@@ -179,7 +182,10 @@ export function commitBatch(db: Database.Database, batch: readonly { work: () =>
     return outcomes;
 }
 
-function settle(batch: readonly { resolve: (v: unknown) => void; reject: (e: unknown) => void }[], result: Outcome[] | { failed: unknown }): void {
+function settle(
+    batch: readonly { resolve: (v: unknown) => void; reject: (e: unknown) => void }[],
+    result: Outcome[] | { failed: unknown },
+): void {
     if (!Array.isArray(result)) {
         batch.forEach((unit) => unit.reject(result.failed));
         return;
@@ -441,7 +447,9 @@ class SqliteAuditLog implements AuditLog {
                 'SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT 1',
             ),
             insert: db.prepare('INSERT INTO audit (run_id, seq, event_id, at, record) VALUES (?, ?, ?, ?, ?)'),
-            latest: db.prepare<[string, number], { record: string }>('SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT ?'),
+            latest: db.prepare<[string, number], { record: string }>(
+                'SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT ?',
+            ),
             page: db.prepare<[string, number, number], { record: string; seq: number }>(
                 'SELECT record, seq FROM audit WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?',
             ),
@@ -466,7 +474,9 @@ class SqliteAuditLog implements AuditLog {
     }
 
     latest(runId: string, limit: number): Promise<AuditRecord[]> {
-        return promised(() => this.stmt.latest.all(runId, clampLimit(limit, MAX_AUDIT_PAGE)).map(parseRecord).reverse());
+        return promised(() =>
+            this.stmt.latest.all(runId, clampLimit(limit, MAX_AUDIT_PAGE)).map(parseRecord).reverse(),
+        );
     }
 
     async *all(runId: string): AsyncIterable<AuditRecord> {

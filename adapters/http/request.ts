@@ -19,7 +19,8 @@ export async function principalOf(req: HttpRequest): Promise<Principal> {
 /** A run id from the path: anything but our id charset (a traversal, an injection) is a validation error. */
 export function runIdParam(req: HttpRequest, name = 'id'): string {
     const id = req.params[name] ?? '';
-    if (!RUN_ID.test(id)) throw new ValidationError([{ path: `/${name}`, message: 'must be a run id (1–64 of A–Z a–z 0–9 _ -)' }]);
+    if (!RUN_ID.test(id))
+        throw new ValidationError([{ path: `/${name}`, message: 'must be a run id (1–64 of A–Z a–z 0–9 _ -)' }]);
     return id;
 }
 
@@ -35,7 +36,10 @@ export function durableClient(ctx: InvocationContext): df.DurableClient {
 }
 
 /** The orchestration of a run, or undefined when the durable backend has no such instance. */
-export async function orchestrationOf(ctx: InvocationContext, runId: string): Promise<df.DurableOrchestrationStatus | undefined> {
+export async function orchestrationOf(
+    ctx: InvocationContext,
+    runId: string,
+): Promise<df.DurableOrchestrationStatus | undefined> {
     try {
         return await durableClient(ctx).getStatus(runId, { showInput: false });
     } catch (e: unknown) {

@@ -19,7 +19,11 @@ export async function getCheckpointPolicies(req: HttpRequest, _ctx: InvocationCo
 }
 
 /** PUT /checkpoint-policies: a new version (optimistic: `expectedVersion` must be current), audited. */
-export async function putCheckpointPolicies(req: HttpRequest, _ctx: InvocationContext, call: CallInfo): Promise<Result<unknown>> {
+export async function putCheckpointPolicies(
+    req: HttpRequest,
+    _ctx: InvocationContext,
+    call: CallInfo,
+): Promise<Result<unknown>> {
     const principal = await principalOf(req);
     assertCanWritePolicy(principal);
     const body = await parseBody<PolicyPut>(req, 'checkpoint-policy');
@@ -40,5 +44,13 @@ export async function putCheckpointPolicies(req: HttpRequest, _ctx: InvocationCo
     return { data: saved, message: `policy version ${saved.version} saved` };
 }
 
-app.http('getCheckpointPolicies', { route: 'checkpoint-policies', methods: ['GET'], handler: enveloped(getCheckpointPolicies) });
-app.http('putCheckpointPolicies', { route: 'checkpoint-policies', methods: ['PUT'], handler: enveloped(putCheckpointPolicies) });
+app.http('getCheckpointPolicies', {
+    route: 'checkpoint-policies',
+    methods: ['GET'],
+    handler: enveloped(getCheckpointPolicies),
+});
+app.http('putCheckpointPolicies', {
+    route: 'checkpoint-policies',
+    methods: ['PUT'],
+    handler: enveloped(putCheckpointPolicies),
+});

@@ -11,7 +11,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../domain/erro
 import type { Decision } from '../../domain/quorum';
 import { assertCanDecide, visibleRun } from '../../domain/rbac';
 import { CHECKPOINT_ID, runIdOfCheckpoint } from '../../domain/run';
-import { type DecisionEvent,decisionEvent } from '../../orchestrators/meshPipeline/contract';
+import { type DecisionEvent, decisionEvent } from '../../orchestrators/meshPipeline/contract';
 
 interface DecisionRequest {
     decision: Decision;
@@ -19,19 +19,29 @@ interface DecisionRequest {
 }
 
 /** POST /pipeline/checkpoints/{checkpointId}/decision: an approver decides an open checkpoint. */
-export async function decideCheckpoint(req: HttpRequest, ctx: InvocationContext, call: CallInfo): Promise<Result<unknown>> {
+export async function decideCheckpoint(
+    req: HttpRequest,
+    ctx: InvocationContext,
+    call: CallInfo,
+): Promise<Result<unknown>> {
     const principal = await principalOf(req);
     const checkpointId = req.params.checkpointId ?? '';
-    if (!CHECKPOINT_ID.test(checkpointId)) throw new ValidationError([{ path: '/checkpointId', message: 'is not a checkpoint id' }]);
+    if (!CHECKPOINT_ID.test(checkpointId))
+        throw new ValidationError([{ path: '/checkpointId', message: 'is not a checkpoint id' }]);
     const body = await parseBody<DecisionRequest>(req, 'decision-request');
     const runId = runIdOfCheckpoint(checkpointId)!;
     const run = visibleRun(principal, await deps().runs.get(runId), runId);
     const checkpoint = run.checkpoints.find((c) => c.checkpointId === checkpointId);
     if (!checkpoint) throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
     assertCanDecide(principal, run, checkpoint);
-    if (checkpoint.status !== 'Open' && checkpoint.status !== 'Escalated') throw new ConflictError(`The checkpoint is ${checkpoint.status}, not open for decisions.`);
-    if (run.status !== 'AwaitingApproval') throw new ConflictError(`The run is ${run.status}; decisions are taken while it awaits approval.`);
-    if (body.decision === 'approve' && checkpoint.decisions.some((d) => d.actorId === principal.id && d.decision === 'approve')) {
+    if (checkpoint.status !== 'Open' && checkpoint.status !== 'Escalated')
+        throw new ConflictError(`The checkpoint is ${checkpoint.status}, not open for decisions.`);
+    if (run.status !== 'AwaitingApproval')
+        throw new ConflictError(`The run is ${run.status}; decisions are taken while it awaits approval.`);
+    if (
+        body.decision === 'approve' &&
+        checkpoint.decisions.some((d) => d.actorId === principal.id && d.decision === 'approve')
+    ) {
         throw new ConflictError('You have already approved this checkpoint; one person counts once toward the quorum.');
     }
     const event: DecisionEvent = {
@@ -45,7 +55,11 @@ export async function decideCheckpoint(req: HttpRequest, ctx: InvocationContext,
         correlationID: call.correlationID,
     };
     await durableClient(ctx).raiseEvent(run.id, decisionEvent(checkpointId, checkpoint.escalated), event);
-    return { status: 202, data: { checkpointId, orchestrationID: run.id, decision: body.decision }, message: 'decision recorded' };
+    return {
+        status: 202,
+        data: { checkpointId, orchestrationID: run.id, decision: body.decision },
+        message: 'decision recorded',
+    };
 }
 
 app.http('decideCheckpoint', {

@@ -26,7 +26,13 @@ export async function getPipelineLogs(req: HttpRequest, _ctx: InvocationContext)
     for await (const r of d.audit.all(id)) all.push(r);
     const chain = verifyChain(all);
     const page = await d.audit.list(id, limit, req.query.get('continuationToken') ?? undefined);
-    return { data: { events: page.items, chain, ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}) } };
+    return {
+        data: {
+            events: page.items,
+            chain,
+            ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
+        },
+    };
 }
 
 /** The NDJSON variant: errors found before the stream starts are still answered in the envelope. */
@@ -47,7 +53,11 @@ async function logsHandler(req: HttpRequest, ctx: InvocationContext): Promise<Ht
                 else controller.enqueue(encoder.encode(JSON.stringify(next.value) + '\n'));
             },
         });
-        return { status: 200, headers: { 'content-type': 'application/x-ndjson', 'x-correlation-id': correlationID }, body };
+        return {
+            status: 200,
+            headers: { 'content-type': 'application/x-ndjson', 'x-correlation-id': correlationID },
+            body,
+        };
     } catch (e: unknown) {
         return toHttpResponse(e, ctx, correlationID);
     }
@@ -56,7 +66,8 @@ async function logsHandler(req: HttpRequest, ctx: InvocationContext): Promise<Ht
 function pageSize(raw: string | null): number {
     if (raw === null) return 100;
     const n = Number(raw);
-    if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE) throw new ValidationError([{ path: '/query/limit', message: `must be an integer from 1 to ${MAX_PAGE}` }]);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_PAGE)
+        throw new ValidationError([{ path: '/query/limit', message: `must be an integer from 1 to ${MAX_PAGE}` }]);
     return n;
 }
 

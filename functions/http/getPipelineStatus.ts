@@ -17,4 +17,8 @@ export async function getPipelineStatus(req: HttpRequest, _ctx: InvocationContex
     return { data: statusView(run, await d.audit.latest(id, HISTORY)) };
 }
 
-app.http('getPipelineStatus', { route: 'pipeline/status/{id}', methods: ['GET'], handler: enveloped(getPipelineStatus) });
+app.http('getPipelineStatus', {
+    route: 'pipeline/status/{id}',
+    methods: ['GET'],
+    handler: enveloped(getPipelineStatus),
+});

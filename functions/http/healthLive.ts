@@ -7,4 +7,9 @@ export async function healthLive(_req: HttpRequest, _ctx: InvocationContext): Pr
     return Promise.resolve({ data: { status: 'live' } });
 }
 
-app.http('healthLive', { route: 'health/live', methods: ['GET'], authLevel: 'anonymous', handler: enveloped(healthLive) });
+app.http('healthLive', {
+    route: 'health/live',
+    methods: ['GET'],
+    authLevel: 'anonymous',
+    handler: enveloped(healthLive),
+});

@@ -11,7 +11,10 @@ const PROBE = new df.EntityId('healthProbe', 'ready');
  * Readiness: ready only when the durable backend answers (its task hub storage), so Kubernetes sends no
  * traffic to a pod that cannot start or advance a run.
  */
-export async function healthReady(_req: HttpRequest, ctx: InvocationContext): Promise<Result<{ status: 'ready'; checks: Record<string, 'ok'> }>> {
+export async function healthReady(
+    _req: HttpRequest,
+    ctx: InvocationContext,
+): Promise<Result<{ status: 'ready'; checks: Record<string, 'ok'> }>> {
     try {
         await df.getClient(ctx).readEntityState(PROBE);
     } catch (e: unknown) {

@@ -15,15 +15,21 @@ export async function listPipelines(req: HttpRequest, _ctx: InvocationContext): 
     const q = req.query;
     const errors: { path: string; message: string }[] = [];
     const statuses = (q.get('status') ?? '').split(',').filter(Boolean);
-    for (const s of statuses) if (!(RUN_STATUSES as readonly string[]).includes(s)) errors.push({ path: '/query/status', message: `'${s}' is not a status` });
+    for (const s of statuses)
+        if (!(RUN_STATUSES as readonly string[]).includes(s))
+            errors.push({ path: '/query/status', message: `'${s}' is not a status` });
     const stage = q.get('stage');
-    if (stage !== null && !(STAGES as readonly string[]).includes(stage)) errors.push({ path: '/query/stage', message: `'${stage}' is not a stage` });
+    if (stage !== null && !(STAGES as readonly string[]).includes(stage))
+        errors.push({ path: '/query/stage', message: `'${stage}' is not a stage` });
     const since = q.get('since');
-    if (since !== null && Number.isNaN(Date.parse(since))) errors.push({ path: '/query/since', message: 'must be an ISO 8601 date-time' });
+    if (since !== null && Number.isNaN(Date.parse(since)))
+        errors.push({ path: '/query/since', message: 'must be an ISO 8601 date-time' });
     const limit = Number(q.get('limit') ?? 50);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200) errors.push({ path: '/query/limit', message: 'must be an integer from 1 to 200' });
+    if (!Number.isInteger(limit) || limit < 1 || limit > 200)
+        errors.push({ path: '/query/limit', message: 'must be an integer from 1 to 200' });
     const text = q.get('q');
-    if (text !== null && text.length > 200) errors.push({ path: '/query/q', message: 'must be at most 200 characters' });
+    if (text !== null && text.length > 200)
+        errors.push({ path: '/query/q', message: 'must be at most 200 characters' });
     if (errors.length) throw new ValidationError(errors);
 
     const filter: RunFilter = {
@@ -36,7 +42,12 @@ export async function listPipelines(req: HttpRequest, _ctx: InvocationContext): 
         ...(text ? { q: text } : {}),
     };
     const page = await deps().runs.list(filter, limit, q.get('continuationToken') ?? undefined);
-    return { data: { items: page.items.map(summaryView), ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}) } };
+    return {
+        data: {
+            items: page.items.map(summaryView),
+            ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
+        },
+    };
 }
 
 app.http('listPipelines', { route: 'pipeline', methods: ['GET'], handler: enveloped(listPipelines) });

@@ -26,7 +26,8 @@ export async function pipelineEvents(req: HttpRequest, ctx: InvocationContext): 
     try {
         const principal = await principalOf(req);
         const only = req.query.get('orchestrationID');
-        if (only !== null && !RUN_ID.test(only)) throw new ValidationError([{ path: '/query/orchestrationID', message: 'must be a run id' }]);
+        if (only !== null && !RUN_ID.test(only))
+            throw new ValidationError([{ path: '/query/orchestrationID', message: 'must be a run id' }]);
         const { runs } = deps();
         const resumeFrom = req.headers.get('last-event-id') ?? undefined;
         // A new subscriber starts at the current head: walk the cursor to it without sending the past.
@@ -51,7 +52,9 @@ export async function pipelineEvents(req: HttpRequest, ctx: InvocationContext): 
                     if (page.cursor) cursor = page.cursor;
                     const visible = page.runs.filter((r) => canSee(principal, r) && (only === null || r.id === only));
                     if (visible.length) {
-                        const text = visible.map((r) => `id: ${cursor}\nevent: status\ndata: ${JSON.stringify(summaryView(r))}\n\n`).join('');
+                        const text = visible
+                            .map((r) => `id: ${cursor}\nevent: status\ndata: ${JSON.stringify(summaryView(r))}\n\n`)
+                            .join('');
                         controller.enqueue(encoder.encode(text));
                         lastWrite = Date.now();
                         return;
@@ -71,7 +74,12 @@ export async function pipelineEvents(req: HttpRequest, ctx: InvocationContext): 
         });
         return {
             status: 200,
-            headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-correlation-id': correlationID, 'x-accel-buffering': 'no' },
+            headers: {
+                'content-type': 'text/event-stream',
+                'cache-control': 'no-cache',
+                'x-correlation-id': correlationID,
+                'x-accel-buffering': 'no',
+            },
             body,
         };
     } catch (e: unknown) {

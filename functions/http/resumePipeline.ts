@@ -16,19 +16,38 @@ interface ResumeRequest {
 }
 
 /** POST /pipeline/resume: a paused run continues where it stopped. */
-export async function resumePipeline(req: HttpRequest, ctx: InvocationContext, call: CallInfo): Promise<Result<unknown>> {
+export async function resumePipeline(
+    req: HttpRequest,
+    ctx: InvocationContext,
+    call: CallInfo,
+): Promise<Result<unknown>> {
     const principal = await principalOf(req);
     const body = await parseBody<ResumeRequest>(req, 'resume-request');
     const d = deps();
     const run = visibleRun(principal, await d.runs.get(body.orchestrationID), body.orchestrationID);
     assertCanResume(principal);
-    if (run.status !== 'Paused' || !run.pause) throw new ConflictError(`Only a paused run can be resumed; this one is ${run.status}.`);
+    if (run.status !== 'Paused' || !run.pause)
+        throw new ConflictError(`Only a paused run can be resumed; this one is ${run.status}.`);
     // Wake first, then release: if the release fails, the woken workflow finds the run still held and parks
     // again under the same pauseId, and a retried resume wakes it. The other order could strand it parked.
     const event: ResumeEvent = { pauseId: run.pause.pauseId, actorId: principal.id, correlationID: call.correlationID };
     await durableClient(ctx).raiseEvent(run.id, MeshPipeline.events.resume, event);
-    const { run: resumed } = await resumeRun(d, { principal, runId: run.id, reason: body.reason.trim(), correlationID: call.correlationID });
-    return { status: 202, data: { orchestrationID: run.id, action: 'resume', status: resumed.status }, message: 'run resumed' };
+    const { run: resumed } = await resumeRun(d, {
+        principal,
+        runId: run.id,
+        reason: body.reason.trim(),
+        correlationID: call.correlationID,
+    });
+    return {
+        status: 202,
+        data: { orchestrationID: run.id, action: 'resume', status: resumed.status },
+        message: 'run resumed',
+    };
 }
 
-app.http('resumePipeline', { route: 'pipeline/resume', methods: ['POST'], extraInputs: [df.input.durableClient()], handler: enveloped(resumePipeline) });
+app.http('resumePipeline', {
+    route: 'pipeline/resume',
+    methods: ['POST'],
+    extraInputs: [df.input.durableClient()],
+    handler: enveloped(resumePipeline),
+});

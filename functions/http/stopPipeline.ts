@@ -27,14 +27,27 @@ export async function stopPipeline(req: HttpRequest, ctx: InvocationContext, cal
     const request = { principal, runId: run.id, reason: body.reason.trim(), correlationID: call.correlationID };
     if (body.action === 'pause') {
         const paused = await pauseRun(d, request);
-        return { status: 202, data: { orchestrationID: run.id, action: 'pause', status: paused.status }, message: 'pause recorded' };
+        return {
+            status: 202,
+            data: { orchestrationID: run.id, action: 'pause', status: paused.status },
+            message: 'pause recorded',
+        };
     }
     const aborted = await abortRun(d, request);
     const instance = await orchestrationOf(ctx, run.id);
     if (instance && ['Running', 'Pending', 'Suspended'].includes(instance.runtimeStatus)) {
         await durableClient(ctx).terminate(run.id, `aborted by ${principal.id}: ${request.reason}`);
     }
-    return { status: 202, data: { orchestrationID: run.id, action: 'abort', status: aborted.status }, message: 'run aborted' };
+    return {
+        status: 202,
+        data: { orchestrationID: run.id, action: 'abort', status: aborted.status },
+        message: 'run aborted',
+    };
 }
 
-app.http('stopPipeline', { route: 'pipeline/stop', methods: ['POST'], extraInputs: [df.input.durableClient()], handler: enveloped(stopPipeline) });
+app.http('stopPipeline', {
+    route: 'pipeline/stop',
+    methods: ['POST'],
+    extraInputs: [df.input.durableClient()],
+    handler: enveloped(stopPipeline),
+});

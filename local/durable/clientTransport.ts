@@ -24,7 +24,11 @@ interface AxiosStatic {
     getAdapter(adapter: unknown): (config: AxiosConfig) => Promise<unknown>;
 }
 
-export function answerDurableClientInProcess(origin: string, engine: DurableEngine, clientData: () => DurableClientData): void {
+export function answerDurableClientInProcess(
+    origin: string,
+    engine: DurableEngine,
+    clientData: () => DurableClientData,
+): void {
     // The very axios module durable-functions loads (one copy in node_modules, checked by the contract suite).
     const axios = (require('axios') as { default: AxiosStatic }).default;
     const create = axios.create.bind(axios);
@@ -36,7 +40,14 @@ export function answerDurableClientInProcess(origin: string, engine: DurableEngi
             if (url.origin !== origin || !isManagementPath(url.pathname)) return fallback(c);
             const body = typeof c.data === 'string' ? Buffer.from(c.data) : Buffer.alloc(0);
             const r = await handleManagementApi(engine, clientData(), (c.method ?? 'get').toUpperCase(), url, body);
-            return { data: r.body === undefined ? '' : JSON.stringify(r.body), status: r.status, statusText: String(r.status), headers: r.headers ?? {}, config: c, request: {} };
+            return {
+                data: r.body === undefined ? '' : JSON.stringify(r.body),
+                status: r.status,
+                statusText: String(r.status),
+                headers: r.headers ?? {},
+                config: c,
+                request: {},
+            };
         };
         return instance;
     };

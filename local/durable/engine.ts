@@ -13,7 +13,16 @@ import { commitBatch } from '../../adapters/embedded/sqliteStores';
 import { DueHeap } from './heap';
 import { event, EventType, HistoryEvent, toJson } from './history';
 import { OrchestrationHandler, runEpisode, Work } from './replay';
-import { DurableStore, InstanceQuery, InstanceRow, MessageRow, NewMessage, RuntimeStatus, TERMINAL_STATUSES, WorkItemRow } from './store';
+import {
+    DurableStore,
+    InstanceQuery,
+    InstanceRow,
+    MessageRow,
+    NewMessage,
+    RuntimeStatus,
+    TERMINAL_STATUSES,
+    WorkItemRow,
+} from './store';
 
 export type ActivityHandler = (input: unknown, ctx: InvocationContext) => Promise<unknown>;
 export type EntityHandler = (binding: EntityBinding, ctx: InvocationContext) => Promise<unknown>;
@@ -145,7 +154,11 @@ export class DurableEngine extends EventEmitter {
 
     async startNew(name: string, instanceId: string | undefined, input: unknown): Promise<string> {
         await this.admit();
-        if (!this.registrations.orchestrators.has(name)) throw new ClientError(400, `The function '${name}' doesn't exist, is disabled, or is not an orchestrator function.`);
+        if (!this.registrations.orchestrators.has(name))
+            throw new ClientError(
+                400,
+                `The function '${name}' doesn't exist, is disabled, or is not an orchestrator function.`,
+            );
         const id = instanceId ?? randomUUID().replace(/-/g, '');
         validateInstanceId(id);
         const now = this.clock();
@@ -163,19 +176,31 @@ export class DurableEngine extends EventEmitter {
     }
 
     raiseEvent(instanceId: string, eventName: string, data: unknown): Promise<void> {
-        return this.sendControl(instanceId, event(EventType.EventRaised, new Date(this.clock()), { Name: eventName, Input: toJson(data) }));
+        return this.sendControl(
+            instanceId,
+            event(EventType.EventRaised, new Date(this.clock()), { Name: eventName, Input: toJson(data) }),
+        );
     }
 
     terminate(instanceId: string, reason: string): Promise<void> {
-        return this.sendControl(instanceId, event(EventType.ExecutionTerminated, new Date(this.clock()), { Input: toJson(reason) }));
+        return this.sendControl(
+            instanceId,
+            event(EventType.ExecutionTerminated, new Date(this.clock()), { Input: toJson(reason) }),
+        );
     }
 
     suspend(instanceId: string, reason: string): Promise<void> {
-        return this.sendControl(instanceId, event(EventType.ExecutionSuspended, new Date(this.clock()), { Reason: reason }));
+        return this.sendControl(
+            instanceId,
+            event(EventType.ExecutionSuspended, new Date(this.clock()), { Reason: reason }),
+        );
     }
 
     resume(instanceId: string, reason: string): Promise<void> {
-        return this.sendControl(instanceId, event(EventType.ExecutionResumed, new Date(this.clock()), { Reason: reason }));
+        return this.sendControl(
+            instanceId,
+            event(EventType.ExecutionResumed, new Date(this.clock()), { Reason: reason }),
+        );
     }
 
     async purge(instanceId: string): Promise<number> {
@@ -184,7 +209,10 @@ export class DurableEngine extends EventEmitter {
         return deleted ? 1 : 0;
     }
 
-    getStatus(instanceId: string, opts: { showHistory?: boolean; showInput?: boolean } = {}): InstanceStatus | undefined {
+    getStatus(
+        instanceId: string,
+        opts: { showHistory?: boolean; showInput?: boolean } = {},
+    ): InstanceStatus | undefined {
         const row = this.store.getInstance(instanceId);
         if (!row) return undefined;
         const status = toStatus(row, opts.showInput !== false);
@@ -200,13 +228,22 @@ export class DurableEngine extends EventEmitter {
     async signalEntity(entityId: string, operation: string, input: string | undefined): Promise<void> {
         this.entityRegistration(entityId);
         const message: EntityMessage = { requestId: randomUUID(), operation, signal: true, input };
-        await this.commit(() => this.store.insertMessage({ target: entityId, executionId: null, dueAt: this.clock(), body: JSON.stringify(message) }));
+        await this.commit(() =>
+            this.store.insertMessage({
+                target: entityId,
+                executionId: null,
+                dueAt: this.clock(),
+                body: JSON.stringify(message),
+            }),
+        );
         this.notify(entityId);
     }
 
     readEntity(entityId: string): { exists: boolean; state: unknown } {
         const row = this.store.getEntity(entityId);
-        return row ? { exists: true, state: row.state === null ? null : (JSON.parse(row.state) as unknown) } : { exists: false, state: undefined };
+        return row
+            ? { exists: true, state: row.state === null ? null : (JSON.parse(row.state) as unknown) }
+            : { exists: false, state: undefined };
     }
 
     /** True when the store answers (readiness). */
@@ -276,7 +313,8 @@ export class DurableEngine extends EventEmitter {
     }
 
     private releaseAdmissions(): void {
-        while (this.admissionWaiters.length && this.backlog() < this.limits.maxBacklog) this.admissionWaiters.shift()!();
+        while (this.admissionWaiters.length && this.backlog() < this.limits.maxBacklog)
+            this.admissionWaiters.shift()!();
     }
 
     // ---- scheduling ----
@@ -309,16 +347,22 @@ export class DurableEngine extends EventEmitter {
             const item = this.activityQueue.shift()!;
             if (this.activityInFlight.has(item.id)) continue;
             this.activityInFlight.add(item.id);
-            this.track(this.runActivity(item).finally(() => {
-                this.activityInFlight.delete(item.id);
-                this.schedulePump();
-            }));
+            this.track(
+                this.runActivity(item).finally(() => {
+                    this.activityInFlight.delete(item.id);
+                    this.schedulePump();
+                }),
+            );
         }
         let skipped = 0;
         while (this.queue.length > skipped) {
             const target = this.queue.shift()!;
             const isEntity = target.startsWith('@');
-            if (isEntity ? this.runningEntities >= l.maxConcurrentEntityFunctions : this.runningOrchestrations >= l.maxConcurrentOrchestratorFunctions) {
+            if (
+                isEntity
+                    ? this.runningEntities >= l.maxConcurrentEntityFunctions
+                    : this.runningOrchestrations >= l.maxConcurrentOrchestratorFunctions
+            ) {
                 this.queue.push(target);
                 skipped++;
                 continue;
@@ -328,13 +372,19 @@ export class DurableEngine extends EventEmitter {
             if (isEntity) this.runningEntities++;
             else this.runningOrchestrations++;
             const work = isEntity ? this.processEntity(target) : this.processOrchestration(target);
-            this.track(work.catch((e: unknown) => this.log('error', `durable host: processing ${target} failed: ${describe(e)}`)).finally(() => {
-                if (isEntity) this.runningEntities--;
-                else this.runningOrchestrations--;
-                this.busy.delete(target);
-                if (this.again.delete(target)) this.notify(target);
-                this.schedulePump();
-            }));
+            this.track(
+                work
+                    .catch((e: unknown) =>
+                        this.log('error', `durable host: processing ${target} failed: ${describe(e)}`),
+                    )
+                    .finally(() => {
+                        if (isEntity) this.runningEntities--;
+                        else this.runningOrchestrations--;
+                        this.busy.delete(target);
+                        if (this.again.delete(target)) this.notify(target);
+                        this.schedulePump();
+                    }),
+            );
         }
         this.releaseAdmissions();
     }
@@ -407,7 +457,8 @@ export class DurableEngine extends EventEmitter {
             incoming.push(e);
         }
         if (status === 'Suspended' || !incoming.length) {
-            const final = status === 'Suspended' ? 'Suspended' : instance.status === 'Suspended' ? 'Running' : instance.status;
+            const final =
+                status === 'Suspended' ? 'Suspended' : instance.status === 'Suspended' ? 'Running' : instance.status;
             const current = instance;
             await this.commit(() => {
                 consumed.forEach((m) => this.store.deleteMessage(m.id));
@@ -434,7 +485,8 @@ export class DurableEngine extends EventEmitter {
                   incoming: [...control, ...fresh],
                   now: at,
                   newRequestId: () => randomUUID(),
-                  log: (level, message) => this.log(level === 'error' ? 'error' : 'information', `[${instance.name} ${id}] ${message}`),
+                  log: (level, message) =>
+                      this.log(level === 'error' ? 'error' : 'information', `[${instance.name} ${id}] ${message}`),
               })
             : missingOrchestrator(instance.name, at, [...control, ...fresh]);
 
@@ -448,7 +500,8 @@ export class DurableEngine extends EventEmitter {
             consumed.forEach((m) => this.store.deleteMessage(m.id));
             this.store.appendHistory(current.id, current.executionId, result.appended);
             for (const timerId of result.cancelledTimers) this.store.deleteTimer(id, current.executionId, timerId);
-            for (const w of result.work) this.dispatchWork(current, w, now, { notifyAfter, timersAfter, activitiesAfter });
+            for (const w of result.work)
+                this.dispatchWork(current, w, now, { notifyAfter, timersAfter, activitiesAfter });
             const customStatus = result.customStatus === undefined ? null : toJson(result.customStatus);
             switch (outcome.status) {
                 case 'running':
@@ -458,20 +511,39 @@ export class DurableEngine extends EventEmitter {
                     newStatus = 'Completed';
                     this.store.updateInstance(id, 'Completed', toJson(outcome.output), customStatus, now);
                     this.store.dropPendingWork(id);
-                    this.notifyParent(current, { EventType: EventType.SubOrchestrationInstanceCompleted, Result: toJson(outcome.output) }, now, notifyAfter);
+                    this.notifyParent(
+                        current,
+                        { EventType: EventType.SubOrchestrationInstanceCompleted, Result: toJson(outcome.output) },
+                        now,
+                        notifyAfter,
+                    );
                     break;
                 case 'failed':
                     newStatus = 'Failed';
                     this.store.updateInstance(id, 'Failed', toJson(outcome.error), customStatus, now);
                     this.store.dropPendingWork(id);
-                    this.notifyParent(current, { EventType: EventType.SubOrchestrationInstanceFailed, Reason: outcome.error, Details: outcome.error }, now, notifyAfter);
+                    this.notifyParent(
+                        current,
+                        {
+                            EventType: EventType.SubOrchestrationInstanceFailed,
+                            Reason: outcome.error,
+                            Details: outcome.error,
+                        },
+                        now,
+                        notifyAfter,
+                    );
                     break;
                 case 'continuedAsNew': {
                     newStatus = 'Running';
                     const executionId = randomUUID().replace(/-/g, '');
                     this.store.dropPendingWork(id);
                     this.store.restartInstance(id, executionId, toJson(outcome.input), now);
-                    this.store.insertMessage({ target: id, executionId, dueAt: now, body: JSON.stringify(startedEvent(current.name, id, executionId, outcome.input, null, at)) });
+                    this.store.insertMessage({
+                        target: id,
+                        executionId,
+                        dueAt: now,
+                        body: JSON.stringify(startedEvent(current.name, id, executionId, outcome.input, null, at)),
+                    });
                     notifyAfter.add(id);
                     break;
                 }
@@ -483,7 +555,8 @@ export class DurableEngine extends EventEmitter {
         for (const item of activitiesAfter) this.activityQueue.push(item);
         for (const t of timersAfter) this.addTimer(t.due, t.target);
         for (const target of notifyAfter) this.notify(target);
-        if (newStatus !== 'Running' || fresh.some((e) => e.EventType === EventType.ExecutionStarted)) this.emit('status', id, newStatus);
+        if (newStatus !== 'Running' || fresh.some((e) => e.EventType === EventType.ExecutionStarted))
+            this.emit('status', id, newStatus);
         if (messages.length >= 500) this.notify(id);
         this.schedulePump();
     }
@@ -492,28 +565,65 @@ export class DurableEngine extends EventEmitter {
         instance: InstanceRow,
         w: Work,
         now: number,
-        after: { notifyAfter: Set<string>; timersAfter: { due: number; target: string }[]; activitiesAfter: WorkItemRow[] },
+        after: {
+            notifyAfter: Set<string>;
+            timersAfter: { due: number; target: string }[];
+            activitiesAfter: WorkItemRow[];
+        },
     ): void {
         switch (w.kind) {
             case 'activity': {
                 const input = toJson(w.input);
                 const id = this.store.insertWork(instance.id, instance.executionId, w.taskId, w.name, input);
-                if (id !== undefined) after.activitiesAfter.push({ id, instanceId: instance.id, executionId: instance.executionId, taskId: w.taskId, name: w.name, input });
+                if (id !== undefined)
+                    after.activitiesAfter.push({
+                        id,
+                        instanceId: instance.id,
+                        executionId: instance.executionId,
+                        taskId: w.taskId,
+                        name: w.name,
+                        input,
+                    });
                 break;
             }
             case 'timer': {
                 const due = w.fireAt.getTime();
-                const fired = event(EventType.TimerFired, w.fireAt, { TimerId: w.taskId, FireAt: w.fireAt.toISOString() });
-                this.store.insertMessage({ target: instance.id, executionId: instance.executionId, dueAt: due, timerId: w.taskId, body: JSON.stringify(fired) });
+                const fired = event(EventType.TimerFired, w.fireAt, {
+                    TimerId: w.taskId,
+                    FireAt: w.fireAt.toISOString(),
+                });
+                this.store.insertMessage({
+                    target: instance.id,
+                    executionId: instance.executionId,
+                    dueAt: due,
+                    timerId: w.taskId,
+                    body: JSON.stringify(fired),
+                });
                 if (due <= now) after.notifyAfter.add(instance.id);
                 else after.timersAfter.push({ due, target: instance.id });
                 break;
             }
             case 'subOrchestration': {
                 const existing = this.store.getInstance(w.instanceId);
-                if ((existing && !TERMINAL_STATUSES.has(existing.status)) || !this.registrations.orchestrators.has(w.name)) {
-                    const reason = existing ? `An instance with ID '${w.instanceId}' already exists.` : `The orchestrator function '${w.name}' doesn't exist.`;
-                    this.store.insertMessage(this.reply(instance, { EventType: EventType.SubOrchestrationInstanceFailed, TaskScheduledId: w.taskId, Reason: reason, Details: reason }, now));
+                if (
+                    (existing && !TERMINAL_STATUSES.has(existing.status)) ||
+                    !this.registrations.orchestrators.has(w.name)
+                ) {
+                    const reason = existing
+                        ? `An instance with ID '${w.instanceId}' already exists.`
+                        : `The orchestrator function '${w.name}' doesn't exist.`;
+                    this.store.insertMessage(
+                        this.reply(
+                            instance,
+                            {
+                                EventType: EventType.SubOrchestrationInstanceFailed,
+                                TaskScheduledId: w.taskId,
+                                Reason: reason,
+                                Details: reason,
+                            },
+                            now,
+                        ),
+                    );
                     after.notifyAfter.add(instance.id);
                     break;
                 }
@@ -538,7 +648,12 @@ export class DurableEngine extends EventEmitter {
                     parentInstanceId: w.kind === 'entityCall' ? instance.id : undefined,
                     parentExecutionId: w.kind === 'entityCall' ? instance.executionId : undefined,
                 };
-                this.store.insertMessage({ target: w.entityId, executionId: null, dueAt: now, body: JSON.stringify(message) });
+                this.store.insertMessage({
+                    target: w.entityId,
+                    executionId: null,
+                    dueAt: now,
+                    body: JSON.stringify(message),
+                });
                 after.notifyAfter.add(w.entityId);
                 break;
             }
@@ -588,26 +703,43 @@ export class DurableEngine extends EventEmitter {
             this.store.updateInstance(instance.id, 'Terminated', reason, instance.customStatus, now);
             this.store.dropPendingWork(instance.id);
             const text = `Instance '${instance.id}' was terminated: ${JSON.parse(reason) as string}`;
-            this.notifyParent(instance, { EventType: EventType.SubOrchestrationInstanceFailed, Reason: text, Details: text }, now, notifyAfter);
+            this.notifyParent(
+                instance,
+                { EventType: EventType.SubOrchestrationInstanceFailed, Reason: text, Details: text },
+                now,
+                notifyAfter,
+            );
         });
         this.historyCache.delete(instance.id);
         for (const t of notifyAfter) this.notify(t);
         this.emit('status', instance.id, 'Terminated');
     }
 
-    private notifyParent(child: InstanceRow, fields: Partial<HistoryEvent>, now: number, notifyAfter: Set<string>): void {
+    private notifyParent(
+        child: InstanceRow,
+        fields: Partial<HistoryEvent>,
+        now: number,
+        notifyAfter: Set<string>,
+    ): void {
         if (!child.parentInstanceId || child.parentTaskId === null) return;
         this.store.insertMessage({
             target: child.parentInstanceId,
             executionId: child.parentExecutionId,
             dueAt: now,
-            body: JSON.stringify(event(fields.EventType!, new Date(now), { ...fields, TaskScheduledId: child.parentTaskId })),
+            body: JSON.stringify(
+                event(fields.EventType!, new Date(now), { ...fields, TaskScheduledId: child.parentTaskId }),
+            ),
         });
         notifyAfter.add(child.parentInstanceId);
     }
 
     private reply(instance: InstanceRow, fields: Partial<HistoryEvent>, now: number): NewMessage {
-        return { target: instance.id, executionId: instance.executionId, dueAt: now, body: JSON.stringify(event(fields.EventType!, new Date(now), fields)) };
+        return {
+            target: instance.id,
+            executionId: instance.executionId,
+            dueAt: now,
+            body: JSON.stringify(event(fields.EventType!, new Date(now), fields)),
+        };
     }
 
     private async sendControl(instanceId: string, e: HistoryEvent): Promise<void> {
@@ -615,8 +747,14 @@ export class DurableEngine extends EventEmitter {
         await this.commit(() => {
             const row = this.store.getInstance(instanceId);
             if (!row) throw new ClientError(404, `No instance with ID '${instanceId}' found.`);
-            if (TERMINAL_STATUSES.has(row.status)) throw new ClientError(410, `Instance '${instanceId}' is ${row.status}.`);
-            this.store.insertMessage({ target: instanceId, executionId: null, dueAt: this.clock(), body: JSON.stringify(e) });
+            if (TERMINAL_STATUSES.has(row.status))
+                throw new ClientError(410, `Instance '${instanceId}' is ${row.status}.`);
+            this.store.insertMessage({
+                target: instanceId,
+                executionId: null,
+                dueAt: this.clock(),
+                body: JSON.stringify(e),
+            });
         });
         this.notify(instanceId);
     }
@@ -656,17 +794,28 @@ export class DurableEngine extends EventEmitter {
         let completion: HistoryEvent;
         if (!handler) {
             const reason = `The activity function '${item.name}' doesn't exist.`;
-            completion = event(EventType.TaskFailed, at, { TaskScheduledId: item.taskId, Reason: reason, Details: reason });
+            completion = event(EventType.TaskFailed, at, {
+                TaskScheduledId: item.taskId,
+                Reason: reason,
+                Details: reason,
+            });
         } else {
             const ctx = new InvocationContext({
                 functionName: item.name,
                 invocationId: `${item.instanceId}:${item.taskId}`,
-                logHandler: (level, ...args) => this.log(level === 'error' ? 'error' : 'information', `[${item.name}] ${args.map(String).join(' ')}`),
+                logHandler: (level, ...args) =>
+                    this.log(
+                        level === 'error' ? 'error' : 'information',
+                        `[${item.name}] ${args.map(String).join(' ')}`,
+                    ),
                 options: { trigger: { type: 'activityTrigger', name: 'input' }, extraInputs: [], extraOutputs: [] },
             });
             try {
                 const result = await handler(JSON.parse(item.input) as unknown, ctx);
-                completion = event(EventType.TaskCompleted, new Date(this.clock()), { TaskScheduledId: item.taskId, Result: toJson(result) });
+                completion = event(EventType.TaskCompleted, new Date(this.clock()), {
+                    TaskScheduledId: item.taskId,
+                    Result: toJson(result),
+                });
             } catch (e: unknown) {
                 const message = e instanceof Error ? e.message : String(e);
                 const type = e instanceof Error ? e.name : 'Error';
@@ -681,7 +830,12 @@ export class DurableEngine extends EventEmitter {
         // Deleting the work item and recording its result in one transaction: a result is recorded once.
         const recorded = await this.commit(() => {
             if (!this.store.deleteWork(item.id)) return false;
-            this.store.insertMessage({ target: item.instanceId, executionId: item.executionId, dueAt: completion.Timestamp ? Date.parse(completion.Timestamp) : this.clock(), body: JSON.stringify(completion) });
+            this.store.insertMessage({
+                target: item.instanceId,
+                executionId: item.executionId,
+                dueAt: completion.Timestamp ? Date.parse(completion.Timestamp) : this.clock(),
+                body: JSON.stringify(completion),
+            });
             return true;
         });
         if (recorded) this.notify(item.instanceId);
@@ -725,7 +879,11 @@ export class DurableEngine extends EventEmitter {
             const ctx = new InvocationContext({
                 functionName: reg.name,
                 invocationId: op.requestId,
-                logHandler: (level, ...args) => this.log(level === 'error' ? 'error' : 'information', `[${reg.name}] ${args.map(String).join(' ')}`),
+                logHandler: (level, ...args) =>
+                    this.log(
+                        level === 'error' ? 'error' : 'information',
+                        `[${reg.name}] ${args.map(String).join(' ')}`,
+                    ),
                 options: { trigger: { type: 'entityTrigger', name: 'context' }, extraInputs: [], extraOutputs: [] },
             });
             let result: { isError: boolean; result?: string };
@@ -737,8 +895,18 @@ export class DurableEngine extends EventEmitter {
                     exists = res.entityExists;
                     state = res.entityExists ? res.entityState : undefined;
                     for (const s of res.signals ?? []) {
-                        const signal: EntityMessage = { requestId: randomUUID(), operation: s.name, signal: true, input: s.input };
-                        out.push({ target: `@${s.target.name.toLowerCase()}@${s.target.key}`, executionId: null, dueAt: now, body: JSON.stringify(signal) });
+                        const signal: EntityMessage = {
+                            requestId: randomUUID(),
+                            operation: s.name,
+                            signal: true,
+                            input: s.input,
+                        };
+                        out.push({
+                            target: `@${s.target.name.toLowerCase()}@${s.target.key}`,
+                            executionId: null,
+                            dueAt: now,
+                            body: JSON.stringify(signal),
+                        });
                     }
                 }
             } catch (e: unknown) {
@@ -750,7 +918,12 @@ export class DurableEngine extends EventEmitter {
                     target: op.parentInstanceId,
                     executionId: op.parentExecutionId ?? null,
                     dueAt: now,
-                    body: JSON.stringify(event(EventType.EventRaised, new Date(now), { Name: op.requestId, Input: JSON.stringify(response) })),
+                    body: JSON.stringify(
+                        event(EventType.EventRaised, new Date(now), {
+                            Name: op.requestId,
+                            Input: JSON.stringify(response),
+                        }),
+                    ),
                 });
             }
         }
@@ -776,7 +949,9 @@ function startedEvent(
         Name: name,
         Input: toJson(input),
         OrchestrationInstance: { InstanceId: instanceId, ExecutionId: executionId },
-        ParentInstance: parent ? { InstanceId: parent.instanceId, ExecutionId: parent.executionId, TaskScheduledId: parent.taskId } : null,
+        ParentInstance: parent
+            ? { InstanceId: parent.instanceId, ExecutionId: parent.executionId, TaskScheduledId: parent.taskId }
+            : null,
     });
 }
 
@@ -806,7 +981,12 @@ function dedupeCompletions(past: readonly HistoryEvent[], incoming: HistoryEvent
         if (k && done.has(k)) continue;
         if (k) done.add(k);
         // A second ExecutionStarted can only be a duplicate delivery.
-        if (e.EventType === EventType.ExecutionStarted && (past.some((p) => p.EventType === EventType.ExecutionStarted) || out.some((p) => p.EventType === EventType.ExecutionStarted))) continue;
+        if (
+            e.EventType === EventType.ExecutionStarted &&
+            (past.some((p) => p.EventType === EventType.ExecutionStarted) ||
+                out.some((p) => p.EventType === EventType.ExecutionStarted))
+        )
+            continue;
         out.push(e);
     }
     return out;
@@ -816,7 +996,11 @@ function missingOrchestrator(name: string, at: Date, incoming: HistoryEvent[]) {
     const error = `The orchestrator function '${name}' doesn't exist.`;
     return {
         outcome: { status: 'failed' as const, error },
-        appended: [event(EventType.OrchestratorStarted, at), ...incoming, event(EventType.ExecutionCompleted, at, { OrchestrationStatus: 'Failed', Result: toJson(error) })],
+        appended: [
+            event(EventType.OrchestratorStarted, at),
+            ...incoming,
+            event(EventType.ExecutionCompleted, at, { OrchestrationStatus: 'Failed', Result: toJson(error) }),
+        ],
         work: [] as Work[],
         cancelledTimers: [] as number[],
         customStatus: undefined,
@@ -838,7 +1022,11 @@ function toStatus(row: InstanceRow, showInput: boolean): InstanceStatus {
 
 /** The history item shape of the Durable HTTP API (showHistory=true). */
 function toHistoryItem(e: HistoryEvent): Record<string, unknown> {
-    const item: Record<string, unknown> = { EventType: EventType[e.EventType], EventId: e.EventId, Timestamp: e.Timestamp };
+    const item: Record<string, unknown> = {
+        EventType: EventType[e.EventType],
+        EventId: e.EventId,
+        Timestamp: e.Timestamp,
+    };
     if (e.Name !== undefined) item.Name = e.Name;
     if (e.TaskScheduledId !== undefined) item.TaskScheduledId = e.TaskScheduledId;
     if (e.TimerId !== undefined) item.TimerId = e.TimerId;
@@ -861,7 +1049,11 @@ function safeParse(s: string): unknown {
 const INSTANCE_ID = /^[^@/\\#?\s][^/\\#?\s]{0,255}$/;
 
 function validateInstanceId(id: string): void {
-    if (!INSTANCE_ID.test(id)) throw new ClientError(400, `Invalid instance id '${id.slice(0, 64)}': 1–256 characters, no '/', '\\', '#', '?', whitespace, and not starting with '@'.`);
+    if (!INSTANCE_ID.test(id))
+        throw new ClientError(
+            400,
+            `Invalid instance id '${id.slice(0, 64)}': 1–256 characters, no '/', '\\', '#', '?', whitespace, and not starting with '@'.`,
+        );
 }
 
 function describe(e: unknown): string {

@@ -19,9 +19,23 @@ export interface ManagementResponse {
     headers?: Record<string, string>;
 }
 
-const STATUSES: RuntimeStatus[] = ['Pending', 'Running', 'Completed', 'ContinuedAsNew', 'Failed', 'Terminated', 'Suspended'];
+const STATUSES: RuntimeStatus[] = [
+    'Pending',
+    'Running',
+    'Completed',
+    'ContinuedAsNew',
+    'Failed',
+    'Terminated',
+    'Suspended',
+];
 
-export async function handleManagementApi(engine: DurableEngine, client: DurableClientData, method: string, url: URL, body: Buffer): Promise<ManagementResponse> {
+export async function handleManagementApi(
+    engine: DurableEngine,
+    client: DurableClientData,
+    method: string,
+    url: URL,
+    body: Buffer,
+): Promise<ManagementResponse> {
     const prefix = PREFIXES.find((p) => url.pathname.startsWith(p))!;
     const parts = url.pathname.slice(prefix.length).split('/').map(decode);
     const q = url.searchParams;
@@ -39,21 +53,35 @@ export async function handleManagementApi(engine: DurableEngine, client: Durable
                 if (method === 'DELETE') return await purgeBy(engine, q);
             } else if (!b) {
                 if (method === 'GET') {
-                    const status = engine.getStatus(a, { showHistory: q.get('showHistory') === 'true', showInput: q.get('showInput') !== 'false' });
+                    const status = engine.getStatus(a, {
+                        showHistory: q.get('showHistory') === 'true',
+                        showInput: q.get('showInput') !== 'false',
+                    });
                     if (!status) return { status: 404, body: { message: `No instance with ID '${a}' found.` } };
-                    const code = status.runtimeStatus === 'Completed' ? 200 : status.runtimeStatus === 'Failed' || status.runtimeStatus === 'Terminated' ? 400 : 202;
+                    const code =
+                        status.runtimeStatus === 'Completed'
+                            ? 200
+                            : status.runtimeStatus === 'Failed' || status.runtimeStatus === 'Terminated'
+                              ? 400
+                              : 202;
                     return { status: code, body: status };
                 }
                 if (method === 'DELETE') {
                     const n = await engine.purge(a);
-                    return n ? { status: 200, body: { instancesDeleted: n } } : { status: 404, body: { message: `No instance with ID '${a}' found.` } };
+                    return n
+                        ? { status: 200, body: { instancesDeleted: n } }
+                        : { status: 404, body: { message: `No instance with ID '${a}' found.` } };
                 }
             } else if (method === 'POST') {
                 const reason = q.get('reason') ?? '';
                 switch (b) {
                     case 'raiseEvent':
                         if (!c) break;
-                        await engine.raiseEvent(a, c, body.length ? (JSON.parse(body.toString('utf8')) as unknown) : null);
+                        await engine.raiseEvent(
+                            a,
+                            c,
+                            body.length ? (JSON.parse(body.toString('utf8')) as unknown) : null,
+                        );
                         return { status: 202 };
                     case 'terminate':
                         await engine.terminate(a, reason);
@@ -78,7 +106,9 @@ export async function handleManagementApi(engine: DurableEngine, client: Durable
             }
             if (method === 'GET') {
                 const e = engine.readEntity(entityId);
-                return e.exists ? { status: 200, body: e.state } : { status: 404, body: { message: `Entity ${entityId} does not exist.` } };
+                return e.exists
+                    ? { status: 200, body: e.state }
+                    : { status: 404, body: { message: `Entity ${entityId} does not exist.` } };
             }
         }
         return { status: 404, body: { message: `Unknown management API call: ${method} ${url.pathname}` } };
@@ -113,7 +143,11 @@ function list(engine: DurableEngine, q: URLSearchParams): ManagementResponse {
     const filter = filterFrom(q);
     const after = q.get('continuationToken') ?? undefined;
     const { instances, continuation } = engine.query({ ...filter, after }, q.get('showInput') !== 'false');
-    return { status: 200, body: instances, headers: continuation ? { 'x-ms-continuation-token': continuation } : undefined };
+    return {
+        status: 200,
+        body: instances,
+        headers: continuation ? { 'x-ms-continuation-token': continuation } : undefined,
+    };
 }
 
 async function purgeBy(engine: DurableEngine, q: URLSearchParams): Promise<ManagementResponse> {
@@ -124,7 +158,9 @@ async function purgeBy(engine: DurableEngine, q: URLSearchParams): Promise<Manag
         for (const i of instances) deleted += await engine.purge(i.instanceId);
         if (!continuation || !instances.length) break;
     }
-    return deleted ? { status: 200, body: { instancesDeleted: deleted } } : { status: 404, body: { instancesDeleted: 0 } };
+    return deleted
+        ? { status: 200, body: { instancesDeleted: deleted } }
+        : { status: 404, body: { instancesDeleted: 0 } };
 }
 
 function payload(client: DurableClientData, id: string): Record<string, string> {

@@ -7,7 +7,15 @@
 import { InvocationContext } from '@azure/functions';
 
 import { event, EventType, HistoryEvent, SCHEDULING_EVENTS, toJson } from './history';
-import { executorOf, installTaskTracking, isNoOpTask, isRetryableTask, SdkAction, SdkTask, TaskState } from './sdkInternals';
+import {
+    executorOf,
+    installTaskTracking,
+    isNoOpTask,
+    isRetryableTask,
+    SdkAction,
+    SdkTask,
+    TaskState,
+} from './sdkInternals';
 
 installTaskTracking();
 
@@ -105,7 +113,12 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
     } catch (e: unknown) {
         const failed = parseFailure(e, req.name);
         appended.push(event(EventType.OrchestratorCompleted, req.now));
-        appended.push(event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(failed.error) }));
+        appended.push(
+            event(EventType.ExecutionCompleted, req.now, {
+                OrchestrationStatus: 'Failed',
+                Result: toJson(failed.error),
+            }),
+        );
         return { outcome: failed, appended, work: [], cancelledTimers: [], customStatus: failed.customStatus };
     }
 
@@ -114,8 +127,16 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
     if (mismatch) {
         const error = `Non-deterministic workflow detected: ${mismatch}`;
         appended.push(event(EventType.OrchestratorCompleted, req.now));
-        appended.push(event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(error) }));
-        return { outcome: { status: 'failed', error, nonDeterministic: true }, appended, work: [], cancelledTimers: [], customStatus: state.customStatus };
+        appended.push(
+            event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(error) }),
+        );
+        return {
+            outcome: { status: 'failed', error, nonDeterministic: true },
+            appended,
+            work: [],
+            cancelledTimers: [],
+            customStatus: state.customStatus,
+        };
     }
 
     const scheduled = new Set(req.past.filter((e) => SCHEDULING_EVENTS.has(e.EventType)).map((e) => e.EventId));
@@ -131,7 +152,13 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
         const scheduling = schedule(id, kind, req);
         if ('error' in scheduling) {
             appended.push(event(EventType.OrchestratorCompleted, req.now));
-            return { outcome: { status: 'failed', error: scheduling.error }, appended, work: [], cancelledTimers: [], customStatus: state.customStatus };
+            return {
+                outcome: { status: 'failed', error: scheduling.error },
+                appended,
+                work: [],
+                cancelledTimers: [],
+                customStatus: state.customStatus,
+            };
         }
         appended.push(scheduling.event);
         if (scheduling.work) work.push(scheduling.work);
@@ -141,13 +168,23 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
     // order, and the replayed code must send the same ones first.
     const sent = req.past.filter((e) => e.EventType === EventType.EventSent && e.Signal);
     const signals = topLevelActions(state).filter((a) => a.actionType === ActionType.SignalEntity);
-    const diverged = sent.findIndex((e, i) => signals[i]?.instanceId !== e.InstanceId || signals[i]?.operation !== e.Name);
+    const diverged = sent.findIndex(
+        (e, i) => signals[i]?.instanceId !== e.InstanceId || signals[i]?.operation !== e.Name,
+    );
     if (diverged >= 0) {
         const e = sent[diverged]!;
         const error = `Non-deterministic workflow detected: signal #${diverged} was '${e.Name ?? ''}' to ${e.InstanceId ?? ''} in history but the replayed code sent ${signals[diverged] ? `'${signals[diverged].operation ?? ''}' to ${signals[diverged].instanceId ?? ''}` : 'nothing'}.`;
         appended.push(event(EventType.OrchestratorCompleted, req.now));
-        appended.push(event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(error) }));
-        return { outcome: { status: 'failed', error, nonDeterministic: true }, appended, work: [], cancelledTimers: [], customStatus: state.customStatus };
+        appended.push(
+            event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(error) }),
+        );
+        return {
+            outcome: { status: 'failed', error, nonDeterministic: true },
+            appended,
+            work: [],
+            cancelledTimers: [],
+            customStatus: state.customStatus,
+        };
     }
     for (const signal of signals.slice(sent.length)) {
         const requestId = req.newRequestId();
@@ -160,19 +197,45 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
                 Input: JSON.stringify({ id: requestId, op: signal.operation, signal: true }),
             }),
         );
-        work.push({ kind: 'entitySignal', entityId, operation: signal.operation ?? '', input: signal.input, requestId });
+        work.push({
+            kind: 'entitySignal',
+            entityId,
+            operation: signal.operation ?? '',
+            input: signal.input,
+            requestId,
+        });
     }
 
     appended.push(event(EventType.OrchestratorCompleted, req.now));
-    if (!state.isDone) return { outcome: { status: 'running' }, appended, work, cancelledTimers, customStatus: state.customStatus };
+    if (!state.isDone)
+        return { outcome: { status: 'running' }, appended, work, cancelledTimers, customStatus: state.customStatus };
 
     const continueAsNew = topLevelActions(state).find((a) => a.actionType === ActionType.ContinueAsNew);
     if (continueAsNew) {
-        appended.push(event(EventType.ContinueAsNew, req.now, { Input: toJson(decodeProcessedInput(continueAsNew.input)) }));
-        return { outcome: { status: 'continuedAsNew', input: decodeProcessedInput(continueAsNew.input) }, appended, work, cancelledTimers, customStatus: state.customStatus };
+        appended.push(
+            event(EventType.ContinueAsNew, req.now, { Input: toJson(decodeProcessedInput(continueAsNew.input)) }),
+        );
+        return {
+            outcome: { status: 'continuedAsNew', input: decodeProcessedInput(continueAsNew.input) },
+            appended,
+            work,
+            cancelledTimers,
+            customStatus: state.customStatus,
+        };
     }
-    appended.push(event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Completed', Result: toJson(state.output) }));
-    return { outcome: { status: 'completed', output: state.output }, appended, work, cancelledTimers, customStatus: state.customStatus };
+    appended.push(
+        event(EventType.ExecutionCompleted, req.now, {
+            OrchestrationStatus: 'Completed',
+            Result: toJson(state.output),
+        }),
+    );
+    return {
+        outcome: { status: 'completed', output: state.output },
+        appended,
+        work,
+        cancelledTimers,
+        customStatus: state.customStatus,
+    };
 }
 
 interface OrchestratorState {
@@ -211,14 +274,21 @@ function classify(task: SdkTask): TaskKind {
         const parent = task.parent;
         const index = parent.children?.indexOf(task) ?? -1;
         // RetryableTask children: [first attempt, back-off timer, attempt, back-off timer, …].
-        if (index % 2 === 1) return { kind: 'retryTimer', delayMs: retryDelay(parent.actionObj as SdkAction, (index + 1) / 2) };
+        if (index % 2 === 1)
+            return { kind: 'retryTimer', delayMs: retryDelay(parent.actionObj as SdkAction, (index + 1) / 2) };
         return classifyAction(parent.actionObj as SdkAction);
     }
     if (task.actionObj === 'noOp') return { kind: 'unsupported', what: 'a no-op task' };
     const kind = classifyAction(task.actionObj);
     // A long timer runs as a chain of sub-timers; cancelling it marks only the parent's action.
     const parentAction = task.parent?.actionObj;
-    if (kind.kind === 'timer' && parentAction && parentAction !== 'noOp' && parentAction.actionType === ActionType.CreateTimer && parentAction.isCanceled) {
+    if (
+        kind.kind === 'timer' &&
+        parentAction &&
+        parentAction !== 'noOp' &&
+        parentAction.actionType === ActionType.CreateTimer &&
+        parentAction.isCanceled
+    ) {
         return { ...kind, cancelled: true };
     }
     return kind;
@@ -231,15 +301,29 @@ function classifyAction(action: SdkAction): TaskKind {
             return { kind: 'activity', name: action.functionName ?? '', input: decodeProcessedInput(action.input) };
         case ActionType.CallSubOrchestrator:
         case ActionType.CallSubOrchestratorWithRetry:
-            return { kind: 'subOrchestration', name: action.functionName ?? '', instanceId: action.instanceId, input: action.input, version: action.version };
+            return {
+                kind: 'subOrchestration',
+                name: action.functionName ?? '',
+                instanceId: action.instanceId,
+                input: action.input,
+                version: action.version,
+            };
         case ActionType.CreateTimer:
             return { kind: 'timer', fireAt: new Date(action.fireAt ?? 0), cancelled: action.isCanceled === true };
         case ActionType.CallEntity:
-            return { kind: 'entityCall', entityId: action.instanceId ?? '', operation: action.operation ?? '', input: action.input };
+            return {
+                kind: 'entityCall',
+                entityId: action.instanceId ?? '',
+                operation: action.operation ?? '',
+                input: action.input,
+            };
         case ActionType.CallHttp:
             return { kind: 'unsupported', what: 'callHttp (durable HTTP) is not supported by the embedded host' };
         case ActionType.LockEntities:
-            return { kind: 'unsupported', what: 'entity locks (context.df.lock) are not supported by the embedded host' };
+            return {
+                kind: 'unsupported',
+                what: 'entity locks (context.df.lock) are not supported by the embedded host',
+            };
         default:
             return { kind: 'unsupported', what: `action type ${action.actionType}` };
     }
@@ -250,21 +334,46 @@ function retryDelay(action: SdkAction, retry: number): number {
     const o = action.retryOptions;
     if (!o) return 0;
     const delay = o.firstRetryIntervalInMilliseconds * Math.pow(o.backoffCoefficient ?? 1, retry - 1);
-    return Math.min(delay, o.maxRetryIntervalInMilliseconds && o.maxRetryIntervalInMilliseconds > 0 ? o.maxRetryIntervalInMilliseconds : delay);
+    return Math.min(
+        delay,
+        o.maxRetryIntervalInMilliseconds && o.maxRetryIntervalInMilliseconds > 0
+            ? o.maxRetryIntervalInMilliseconds
+            : delay,
+    );
 }
 
-function schedule(id: number, kind: TaskKind, req: EpisodeRequest): { event: HistoryEvent; work?: Work } | { error: string } {
+function schedule(
+    id: number,
+    kind: TaskKind,
+    req: EpisodeRequest,
+): { event: HistoryEvent; work?: Work } | { error: string } {
     switch (kind.kind) {
         case 'activity':
             return {
-                event: event(EventType.TaskScheduled, req.now, { EventId: id, Name: kind.name, Input: toJson(kind.input) }),
+                event: event(EventType.TaskScheduled, req.now, {
+                    EventId: id,
+                    Name: kind.name,
+                    Input: toJson(kind.input),
+                }),
                 work: { kind: 'activity', taskId: id, name: kind.name, input: kind.input },
             };
         case 'subOrchestration': {
             const instanceId = kind.instanceId ?? `${req.instanceId}:${id.toString(16).padStart(4, '0')}`;
             return {
-                event: event(EventType.SubOrchestrationInstanceCreated, req.now, { EventId: id, Name: kind.name, InstanceId: instanceId, Input: toJson(kind.input) }),
-                work: { kind: 'subOrchestration', taskId: id, name: kind.name, instanceId, input: kind.input, version: kind.version },
+                event: event(EventType.SubOrchestrationInstanceCreated, req.now, {
+                    EventId: id,
+                    Name: kind.name,
+                    InstanceId: instanceId,
+                    Input: toJson(kind.input),
+                }),
+                work: {
+                    kind: 'subOrchestration',
+                    taskId: id,
+                    name: kind.name,
+                    instanceId,
+                    input: kind.input,
+                    version: kind.version,
+                },
             };
         }
         case 'timer':
@@ -274,7 +383,10 @@ function schedule(id: number, kind: TaskKind, req: EpisodeRequest): { event: His
             };
         case 'retryTimer': {
             const fireAt = new Date(req.now.getTime() + kind.delayMs);
-            return { event: event(EventType.TimerCreated, req.now, { EventId: id, FireAt: fireAt.toISOString() }), work: { kind: 'timer', taskId: id, fireAt } };
+            return {
+                event: event(EventType.TimerCreated, req.now, { EventId: id, FireAt: fireAt.toISOString() }),
+                work: { kind: 'timer', taskId: id, fireAt },
+            };
         }
         case 'entityCall': {
             const requestId = req.newRequestId();
@@ -285,7 +397,14 @@ function schedule(id: number, kind: TaskKind, req: EpisodeRequest): { event: His
                     Name: kind.operation,
                     Input: JSON.stringify({ id: requestId, op: kind.operation, signal: false, parent: req.instanceId }),
                 }),
-                work: { kind: 'entityCall', taskId: id, entityId: kind.entityId, operation: kind.operation, input: kind.input, requestId },
+                work: {
+                    kind: 'entityCall',
+                    taskId: id,
+                    entityId: kind.entityId,
+                    operation: kind.operation,
+                    input: kind.input,
+                    requestId,
+                },
             };
         }
         case 'unsupported':
@@ -302,7 +421,8 @@ function checkDeterminism(past: readonly HistoryEvent[], tracked: Map<number, Sd
     for (const e of past) {
         if (!SCHEDULING_EVENTS.has(e.EventType) || e.EventId < 0) continue;
         const task = tracked.get(e.EventId);
-        if (!task) return `history has ${EventType[e.EventType]} #${e.EventId} (${e.Name ?? e.FireAt ?? ''}) but the replayed code did not schedule it.`;
+        if (!task)
+            return `history has ${EventType[e.EventType]} #${e.EventId} (${e.Name ?? e.FireAt ?? ''}) but the replayed code did not schedule it.`;
         const kind = classify(task);
         const expected = expectedEvent(kind);
         if (expected.type !== e.EventType || (expected.name !== undefined && expected.name !== e.Name)) {
@@ -348,7 +468,11 @@ function parseFailure(e: unknown, name: string): { status: 'failed'; error: stri
     if (at >= 0) {
         try {
             const state = JSON.parse(message.slice(at + OUT_OF_PROC_MARKER.length)) as OrchestratorState;
-            return { status: 'failed', error: `Orchestrator function '${name}' failed: ${state.error ?? 'unknown error'}`, customStatus: state.customStatus };
+            return {
+                status: 'failed',
+                error: `Orchestrator function '${name}' failed: ${state.error ?? 'unknown error'}`,
+                customStatus: state.customStatus,
+            };
         } catch {
             // fall through: report the raw message
         }

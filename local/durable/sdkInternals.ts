@@ -67,7 +67,10 @@ let patched = false;
 export function installTaskTracking(): void {
     if (patched) return;
     const proto = executorModule.TaskOrchestrationExecutor.prototype;
-    const original = Object.getOwnPropertyDescriptor(proto, 'trackOpenTask')!.value as (this: Executor, task: SdkTask) => void;
+    const original = Object.getOwnPropertyDescriptor(proto, 'trackOpenTask')!.value as (
+        this: Executor,
+        task: SdkTask,
+    ) => void;
     proto.trackOpenTask = function (this: Executor, task: SdkTask): void {
         const hadId = task.id !== false;
         original.call(this, task);

@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 
 import { HistoryEvent } from './history';
 
-export type RuntimeStatus = 'Pending' | 'Running' | 'Completed' | 'ContinuedAsNew' | 'Failed' | 'Terminated' | 'Suspended';
+export type RuntimeStatus =
+    'Pending' | 'Running' | 'Completed' | 'ContinuedAsNew' | 'Failed' | 'Terminated' | 'Suspended';
 export const TERMINAL_STATUSES: ReadonlySet<RuntimeStatus> = new Set(['Completed', 'Failed', 'Terminated']);
 
 export interface InstanceRow {
@@ -114,20 +115,32 @@ export class DurableStore {
             ),
             history: db.prepare('SELECT event FROM history WHERE instance_id = ? AND execution_id = ? ORDER BY seq'),
             historyLength: db.prepare('SELECT COALESCE(MAX(seq), -1) + 1 AS n FROM history WHERE instance_id = ?'),
-            appendHistory: db.prepare('INSERT INTO history (instance_id, execution_id, seq, event) VALUES (?, ?, ?, ?)'),
+            appendHistory: db.prepare(
+                'INSERT INTO history (instance_id, execution_id, seq, event) VALUES (?, ?, ?, ?)',
+            ),
             deleteHistory: db.prepare('DELETE FROM history WHERE instance_id = ?'),
             // Per target, by arrival: never let the planner walk the due-time index across every target.
-            dueMessages: db.prepare('SELECT * FROM messages INDEXED BY messages_by_target WHERE target = ? AND due_at <= ? ORDER BY id LIMIT ?'),
-            insertMessage: db.prepare('INSERT INTO messages (target, execution_id, due_at, timer_id, body) VALUES (?, ?, ?, ?, ?)'),
+            dueMessages: db.prepare(
+                'SELECT * FROM messages INDEXED BY messages_by_target WHERE target = ? AND due_at <= ? ORDER BY id LIMIT ?',
+            ),
+            insertMessage: db.prepare(
+                'INSERT INTO messages (target, execution_id, due_at, timer_id, body) VALUES (?, ?, ?, ?, ?)',
+            ),
             deleteMessage: db.prepare('DELETE FROM messages WHERE id = ?'),
             deleteTimer: db.prepare('DELETE FROM messages WHERE target = ? AND execution_id = ? AND timer_id = ?'),
             deleteMessagesFor: db.prepare('DELETE FROM messages WHERE target = ?'),
             readyTargets: db.prepare('SELECT DISTINCT target FROM messages WHERE due_at <= ?'),
-            futureMessages: db.prepare('SELECT target, MIN(due_at) AS dueAt FROM messages WHERE due_at > ? GROUP BY target'),
-            insertWork: db.prepare('INSERT OR IGNORE INTO work_items (instance_id, execution_id, task_id, name, input) VALUES (?, ?, ?, ?, ?)'),
+            futureMessages: db.prepare(
+                'SELECT target, MIN(due_at) AS dueAt FROM messages WHERE due_at > ? GROUP BY target',
+            ),
+            insertWork: db.prepare(
+                'INSERT OR IGNORE INTO work_items (instance_id, execution_id, task_id, name, input) VALUES (?, ?, ?, ?, ?)',
+            ),
             deleteWork: db.prepare('DELETE FROM work_items WHERE id = ?'),
             deleteWorkFor: db.prepare('DELETE FROM work_items WHERE instance_id = ?'),
-            allWork: db.prepare('SELECT id, instance_id AS instanceId, execution_id AS executionId, task_id AS taskId, name, input FROM work_items ORDER BY id'),
+            allWork: db.prepare(
+                'SELECT id, instance_id AS instanceId, execution_id AS executionId, task_id AS taskId, name, input FROM work_items ORDER BY id',
+            ),
             getEntity: db.prepare('SELECT id, state FROM entities WHERE id = ?'),
             upsertEntity: db.prepare(
                 'INSERT INTO entities (id, state, updated_at) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
@@ -140,7 +153,6 @@ export class DurableStore {
     tx<T>(fn: () => T): T {
         return this.db.transaction(fn).immediate();
     }
-
 
     ping(): boolean {
         return (this.db.prepare('SELECT 1 AS ok').get() as { ok: number }).ok === 1;
@@ -157,7 +169,13 @@ export class DurableStore {
         this.stmt.insertInstance.run(row);
     }
 
-    updateInstance(id: string, status: RuntimeStatus, output: string | null, customStatus: string | null, at: number): void {
+    updateInstance(
+        id: string,
+        status: RuntimeStatus,
+        output: string | null,
+        customStatus: string | null,
+        at: number,
+    ): void {
         this.stmt.updateInstance.run({ id, status, output, customStatus, updatedAt: at });
     }
 
@@ -167,7 +185,9 @@ export class DurableStore {
     }
 
     history(id: string, executionId: string): HistoryEvent[] {
-        return (this.stmt.history.all(id, executionId) as { event: string }[]).map((r) => JSON.parse(r.event) as HistoryEvent);
+        return (this.stmt.history.all(id, executionId) as { event: string }[]).map(
+            (r) => JSON.parse(r.event) as HistoryEvent,
+        );
     }
 
     appendHistory(id: string, executionId: string, events: readonly HistoryEvent[]): void {
@@ -199,7 +219,13 @@ export class DurableStore {
         return this.stmt.futureMessages.all(now) as { target: string; dueAt: number }[];
     }
 
-    insertWork(instanceId: string, executionId: string, taskId: number, name: string, input: string): number | undefined {
+    insertWork(
+        instanceId: string,
+        executionId: string,
+        taskId: number,
+        name: string,
+        input: string,
+    ): number | undefined {
         const r = this.stmt.insertWork.run(instanceId, executionId, taskId, name, input);
         return r.changes === 1 ? Number(r.lastInsertRowid) : undefined;
     }

@@ -21,7 +21,10 @@ export interface EngineProcess {
 
 /** Starts the engines in a child process and resolves with their URLs. */
 export function startEngineProcess(options: SimulatorOptions): Promise<EngineProcess> {
-    const child = fork(join(__dirname, 'process.js'), [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { ...process.env, MESH_ENGINE_OPTIONS: JSON.stringify(options) } });
+    const child = fork(join(__dirname, 'process.js'), [], {
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+        env: { ...process.env, MESH_ENGINE_OPTIONS: JSON.stringify(options) },
+    });
     return new Promise((resolve, reject) => {
         const timer = setTimeout(() => reject(new Error('the simulated engines did not start within 15 s')), 15_000);
         child.once('error', reject);

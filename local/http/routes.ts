@@ -33,7 +33,12 @@ export function compileRoute(template: string): CompiledRoute {
         .map((s) => {
             const m = /^\{(\*)?([A-Za-z_][\w]*)(?::([a-z]+)(?:\([^)]*\))?)?(\?)?\}$/.exec(s);
             if (!m) return { literal: s.toLowerCase() };
-            return { param: m[2], catchAll: m[1] === '*', optional: m[4] === '?' || m[1] === '*', constraint: m[3] ? CONSTRAINTS[m[3]] : undefined };
+            return {
+                param: m[2],
+                catchAll: m[1] === '*',
+                optional: m[4] === '?' || m[1] === '*',
+                constraint: m[3] ? CONSTRAINTS[m[3]] : undefined,
+            };
         });
     const literals = segments.filter((s) => s.literal !== undefined).length;
     return {

@@ -40,7 +40,7 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
         .byTriggerType('httpTrigger')
         .map((f) => ({
             f,
-            route: compileRoute(joinRoute(o.routePrefix, (f.trigger.route) ?? f.name)),
+            route: compileRoute(joinRoute(o.routePrefix, f.trigger.route ?? f.name)),
             methods: new Set((f.trigger.methods ?? ['GET', 'POST']).map((m) => m.toUpperCase())),
             authLevel: (f.trigger.authLevel ?? 'anonymous').toLowerCase(),
         }))
@@ -49,8 +49,12 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
 
     const listener: RequestListener = (req, res) => {
         handle(req, res).catch((e: unknown) => {
-            o.log('error', `host: unhandled error for ${req.method} ${req.url}: ${e instanceof Error ? e.stack : String(e)}`);
-            if (!res.headersSent) writeJson(res, 500, envelopeError('INTERNAL', 'The host failed to process the request.'));
+            o.log(
+                'error',
+                `host: unhandled error for ${req.method} ${req.url}: ${e instanceof Error ? e.stack : String(e)}`,
+            );
+            if (!res.headersSent)
+                writeJson(res, 500, envelopeError('INTERNAL', 'The host failed to process the request.'));
             else res.destroy();
         });
     };
@@ -70,14 +74,32 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
             res.end(r.body === undefined ? '' : JSON.stringify(r.body));
             return;
         }
-        const candidates = functions.map((h) => ({ h, params: h.route.match(url.pathname) })).filter((c) => c.params !== undefined);
+        const candidates = functions
+            .map((h) => ({ h, params: h.route.match(url.pathname) }))
+            .filter((c) => c.params !== undefined);
         const hit = candidates.find((c) => c.h.methods.has(method));
         if (!hit) {
-            if (candidates.length) return writeJson(res, 405, envelopeError('NOT_FOUND', `Method ${method} is not allowed on ${url.pathname}.`), { allow: [...new Set(candidates.flatMap((c) => [...c.h.methods]))].join(', ') });
+            if (candidates.length)
+                return writeJson(
+                    res,
+                    405,
+                    envelopeError('NOT_FOUND', `Method ${method} is not allowed on ${url.pathname}.`),
+                    { allow: [...new Set(candidates.flatMap((c) => [...c.h.methods]))].join(', ') },
+                );
             return writeJson(res, 404, envelopeError('NOT_FOUND', `No function serves ${url.pathname}.`));
         }
-        if (hit.h.authLevel !== 'anonymous' && !keyMatches(o.functionKey, url.searchParams.get('code') ?? header(req, 'x-functions-key'))) {
-            return writeJson(res, 401, envelopeError('UNAUTHENTICATED', 'A function key is required (code query parameter or x-functions-key header).'));
+        if (
+            hit.h.authLevel !== 'anonymous' &&
+            !keyMatches(o.functionKey, url.searchParams.get('code') ?? header(req, 'x-functions-key'))
+        ) {
+            return writeJson(
+                res,
+                401,
+                envelopeError(
+                    'UNAUTHENTICATED',
+                    'A function key is required (code query parameter or x-functions-key header).',
+                ),
+            );
         }
         let body: Buffer;
         try {
@@ -86,7 +108,8 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
             return writeJson(res, 413, envelopeError('PAYLOAD_TOO_LARGE', 'The request body is too large.'));
         }
         const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+        for (const [k, v] of Object.entries(req.headers))
+            if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(', ') : v;
         const request = new HttpRequest({
             method,
             url: `http://${req.headers.host ?? 'localhost'}${req.url ?? '/'}`,
@@ -115,7 +138,7 @@ export const startingListener: RequestListener = (_req, res) => {
 };
 
 function writeResponse(req: IncomingMessage, res: ServerResponse, result: unknown): void {
-    const response = result instanceof HttpResponse ? result : new HttpResponse((result ?? {}));
+    const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
     const headers: Record<string, string | string[]> = {};
     response.headers.forEach((value, key) => (headers[key] = value));
     const cookies = response.cookies.map((c) => serializeCookie(c));
@@ -135,7 +158,17 @@ function writeResponse(req: IncomingMessage, res: ServerResponse, result: unknow
     readable.pipe(res);
 }
 
-function serializeCookie(c: { name: string; value: string; path?: string; domain?: string; maxAge?: number; secure?: boolean; httpOnly?: boolean; sameSite?: string; expires?: Date | number }): string {
+function serializeCookie(c: {
+    name: string;
+    value: string;
+    path?: string;
+    domain?: string;
+    maxAge?: number;
+    secure?: boolean;
+    httpOnly?: boolean;
+    sameSite?: string;
+    expires?: Date | number;
+}): string {
     const parts = [`${c.name}=${encodeURIComponent(c.value)}`];
     if (c.path) parts.push(`Path=${c.path}`);
     if (c.domain) parts.push(`Domain=${c.domain}`);
@@ -178,7 +211,10 @@ function keyMatches(expected: string, given: string | null): boolean {
 }
 
 function joinRoute(prefix: string, route: string): string {
-    return [prefix, route].map((s) => s.replace(/^\/+|\/+$/g, '')).filter(Boolean).join('/');
+    return [prefix, route]
+        .map((s) => s.replace(/^\/+|\/+$/g, ''))
+        .filter(Boolean)
+        .join('/');
 }
 
 /** The host's own answers (no function ran) still use the product's envelope. */

@@ -16,7 +16,10 @@ export function nextOccurrence(schedule: string, after: Date): Date {
         return new Date(after.getTime() + ms);
     }
     const fields = schedule.trim().split(/\s+/);
-    if (fields.length !== 6) throw new Error(`Invalid NCRONTAB schedule '${schedule}': Azure Functions expects six fields (second minute hour day month day-of-week).`);
+    if (fields.length !== 6)
+        throw new Error(
+            `Invalid NCRONTAB schedule '${schedule}': Azure Functions expects six fields (second minute hour day month day-of-week).`,
+        );
     return CronExpressionParser.parse(schedule, { currentDate: after, tz: 'UTC' }).next().toDate();
 }
 
@@ -34,7 +37,14 @@ export class TimerTriggerAdapter implements TriggerAdapter {
                 const now = new Date();
                 const ctx = invocationContext(host.registry, f, host.clientData(), host.log);
                 const next = nextOccurrence(schedule, now);
-                const timer = { isPastDue: now.getTime() - due.getTime() > 1_000, scheduleStatus: { last: (last ?? due).toISOString(), next: next.toISOString(), lastUpdated: now.toISOString() } };
+                const timer = {
+                    isPastDue: now.getTime() - due.getTime() > 1_000,
+                    scheduleStatus: {
+                        last: (last ?? due).toISOString(),
+                        next: next.toISOString(),
+                        lastUpdated: now.toISOString(),
+                    },
+                };
                 last = now;
                 try {
                     await f.handler(timer, ctx);
@@ -45,10 +55,13 @@ export class TimerTriggerAdapter implements TriggerAdapter {
             const arm = (): void => {
                 if (this.stopped) return;
                 const due = nextOccurrence(schedule, new Date());
-                const h = setTimeout(() => {
-                    this.handles.delete(h);
-                    void fire(due).finally(arm);
-                }, Math.min(due.getTime() - Date.now(), 2_147_000_000));
+                const h = setTimeout(
+                    () => {
+                        this.handles.delete(h);
+                        void fire(due).finally(arm);
+                    },
+                    Math.min(due.getTime() - Date.now(), 2_147_000_000),
+                );
                 this.handles.add(h);
             };
             if (f.trigger.runOnStartup) void fire(new Date()).finally(arm);

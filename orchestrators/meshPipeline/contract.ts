@@ -31,7 +31,11 @@ export interface PipelineInput {
     traceparent: string;
 }
 
-export type PipelineOutcome = { status: Extract<RunStatus, 'Completed' | 'Failed' | 'Aborted' | 'Rejected' | 'TimedOut'>; stage?: Stage; checkpointId?: string };
+export type PipelineOutcome = {
+    status: Extract<RunStatus, 'Completed' | 'Failed' | 'Aborted' | 'Rejected' | 'TimedOut'>;
+    stage?: Stage;
+    checkpointId?: string;
+};
 
 /** Raised by the decision endpoint (and signed links) after RBAC and four-eyes checks. */
 export interface DecisionEvent {

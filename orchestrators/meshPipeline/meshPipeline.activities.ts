@@ -19,5 +19,9 @@ export const makeRunStage =
         return result;
     };
 
-df.app.activity(MeshPipeline.activities.record, { handler: (i: RecordInput, c: InvocationContext) => makeRecord(deps().steps)(i, c) });
-df.app.activity(MeshPipeline.activities.runStage, { handler: (i: RunStageInput, c: InvocationContext) => makeRunStage(deps().steps)(i, c) });
+df.app.activity(MeshPipeline.activities.record, {
+    handler: (i: RecordInput, c: InvocationContext) => makeRecord(deps().steps)(i, c),
+});
+df.app.activity(MeshPipeline.activities.runStage, {
+    handler: (i: RunStageInput, c: InvocationContext) => makeRunStage(deps().steps)(i, c),
+});

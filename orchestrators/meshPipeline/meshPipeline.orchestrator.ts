@@ -74,7 +74,12 @@ class Conductor {
             if (!another || this.iteration >= this.input.maxIterations) break;
             this.iteration++;
         }
-        yield* this.record('pipeline.completed', 'system', { status: 'Completed', currentStage: null, nextAction: null, outputKey });
+        yield* this.record('pipeline.completed', 'system', {
+            status: 'Completed',
+            currentStage: null,
+            nextAction: null,
+            outputKey,
+        });
         return { status: 'Completed' };
     }
 
@@ -83,11 +88,21 @@ class Conductor {
     /** One stage; the activity itself is the safe point: a held run answers PAUSED and the stage runs on resume. */
     private *stage(stage: Stage): Step<(RunStageResult & { ok: true }) | Stop> {
         const ctx = this.ctx;
-        const request: RunStageInput = { runId: this.input.runId, stage, iteration: this.iteration, correlationID: this.input.correlationID, traceparent: this.input.traceparent };
+        const request: RunStageInput = {
+            runId: this.input.runId,
+            stage,
+            iteration: this.iteration,
+            correlationID: this.input.correlationID,
+            traceparent: this.input.traceparent,
+        };
         for (;;) {
             let result: RunStageResult;
             try {
-                result = (yield ctx.df.callActivityWithRetry(MeshPipeline.activities.runStage, stageRetry, request)) as RunStageResult;
+                result = (yield ctx.df.callActivityWithRetry(
+                    MeshPipeline.activities.runStage,
+                    stageRetry,
+                    request,
+                )) as RunStageResult;
             } catch (e: unknown) {
                 const message = e instanceof Error ? firstLine(e.message) : 'the engine call failed';
                 return yield* this.fail(stage, 'ENGINE_FAILED', `The ${stage} engine kept failing: ${message}`);
@@ -97,8 +112,13 @@ class Conductor {
                 yield* this.awaitResume(result.pauseId);
                 continue;
             }
-            if (result.code === 'FINISHED' && 'status' in result) return { stopped: { status: result.status as PipelineOutcome['status'], stage } };
-            return yield* this.fail(stage, 'ENGINE_FAILED', `The ${stage} engine refused the request: ${result.code}: ${result.message}`);
+            if (result.code === 'FINISHED' && 'status' in result)
+                return { stopped: { status: result.status as PipelineOutcome['status'], stage } };
+            return yield* this.fail(
+                stage,
+                'ENGINE_FAILED',
+                `The ${stage} engine refused the request: ${result.code}: ${result.message}`,
+            );
         }
     }
 
@@ -111,8 +131,18 @@ class Conductor {
     }
 
     private *fail(stage: Stage, code: string, message: string): Step<Stop> {
-        yield* this.record('stage.failed', 'system', { stage: { name: stage, status: 'Failed' } }, { stage, reason: message });
-        yield* this.record('pipeline.failed', 'system', { status: 'Failed', nextAction: null, error: { code, message } }, { stage, reason: message });
+        yield* this.record(
+            'stage.failed',
+            'system',
+            { stage: { name: stage, status: 'Failed' } },
+            { stage, reason: message },
+        );
+        yield* this.record(
+            'pipeline.failed',
+            'system',
+            { status: 'Failed', nextAction: null, error: { code, message } },
+            { stage, reason: message },
+        );
         return { stopped: { status: 'Failed', stage } };
     }
 
@@ -134,13 +164,47 @@ class Conductor {
         let escalated = false;
         let quorum = emptyQuorum();
         const seen = new Set<string>();
-        const base = { checkpointId, key: spec.key, iteration: this.iteration, stage: spec.stage, position: spec.position };
-        const nextAction = (): NextAction => ({ type: 'approval', checkpointId, stage: spec.stage, position: spec.position, requiredRoles, deadline: deadline.toISOString() });
+        const base = {
+            checkpointId,
+            key: spec.key,
+            iteration: this.iteration,
+            stage: spec.stage,
+            position: spec.position,
+        };
+        const nextAction = (): NextAction => ({
+            type: 'approval',
+            checkpointId,
+            stage: spec.stage,
+            position: spec.position,
+            requiredRoles,
+            deadline: deadline.toISOString(),
+        });
         yield* this.record(
             'checkpoint.opened',
             'system',
-            { status: 'AwaitingApproval', currentStage: spec.stage, nextAction: nextAction(), checkpoint: { ...base, status: 'Open', openedAt: this.now(), deadline: deadline.toISOString(), requiredRoles } },
-            { checkpointId, stage: spec.stage, details: { requiredRoles, approvals: spec.approvals, deadline: deadline.toISOString(), channels: spec.channels, rule: spec.rule } },
+            {
+                status: 'AwaitingApproval',
+                currentStage: spec.stage,
+                nextAction: nextAction(),
+                checkpoint: {
+                    ...base,
+                    status: 'Open',
+                    openedAt: this.now(),
+                    deadline: deadline.toISOString(),
+                    requiredRoles,
+                },
+            },
+            {
+                checkpointId,
+                stage: spec.stage,
+                details: {
+                    requiredRoles,
+                    approvals: spec.approvals,
+                    deadline: deadline.toISOString(),
+                    channels: spec.channels,
+                    rule: spec.rule,
+                },
+            },
         );
         // The waiter that lost to the first deadline when the checkpoint escalated. It is never waited for again,
         // but a decision raised on the old name just as the checkpoint escalated still lands in it: it is read
@@ -167,8 +231,22 @@ class Conductor {
                     yield* this.record(
                         'checkpoint.escalated',
                         'system',
-                        { status: 'AwaitingApproval', nextAction: nextAction(), checkpoint: { ...base, status: 'Escalated', escalated: true, deadline: deadline.toISOString(), requiredRoles } },
-                        { checkpointId, stage: spec.stage, details: { escalateTo: spec.escalateTo, deadline: deadline.toISOString() } },
+                        {
+                            status: 'AwaitingApproval',
+                            nextAction: nextAction(),
+                            checkpoint: {
+                                ...base,
+                                status: 'Escalated',
+                                escalated: true,
+                                deadline: deadline.toISOString(),
+                                requiredRoles,
+                            },
+                        },
+                        {
+                            checkpointId,
+                            stage: spec.stage,
+                            details: { escalateTo: spec.escalateTo, deadline: deadline.toISOString() },
+                        },
                     );
                     continue;
                 }
@@ -182,19 +260,53 @@ class Conductor {
             if (!applied.counted) continue; // one person counts once toward a quorum
             quorum = applied.state;
             const closed = quorum.outcome !== 'open';
-            const status = quorum.outcome === 'approved' ? 'Approved' : quorum.outcome === 'rejected' ? 'Rejected' : escalated ? 'Escalated' : 'Open';
+            const status =
+                quorum.outcome === 'approved'
+                    ? 'Approved'
+                    : quorum.outcome === 'rejected'
+                      ? 'Rejected'
+                      : escalated
+                        ? 'Escalated'
+                        : 'Open';
             yield* this.record(
                 'checkpoint.decided',
                 d.actorId,
                 {
                     ...(closed ? { nextAction: null } : {}),
                     ...(quorum.outcome === 'approved' ? { status: 'Running' as const } : {}),
-                    checkpoint: { ...base, status, decision: { actorId: d.actorId, actorName: d.actorName, decision: d.decision, comment: d.comment, channel: d.channel, at: this.now() } },
+                    checkpoint: {
+                        ...base,
+                        status,
+                        decision: {
+                            actorId: d.actorId,
+                            actorName: d.actorName,
+                            decision: d.decision,
+                            comment: d.comment,
+                            channel: d.channel,
+                            at: this.now(),
+                        },
+                    },
                 },
-                { checkpointId, stage: spec.stage, correlationID: d.correlationID, reason: d.comment, details: { decision: d.decision, channel: d.channel, approvals: quorum.approvers.length, required: spec.approvals } },
+                {
+                    checkpointId,
+                    stage: spec.stage,
+                    correlationID: d.correlationID,
+                    reason: d.comment,
+                    details: {
+                        decision: d.decision,
+                        channel: d.channel,
+                        approvals: quorum.approvers.length,
+                        required: spec.approvals,
+                    },
+                },
             );
             if (quorum.outcome === 'rejected') {
-                yield* this.record('pipeline.rejected', d.actorId, { status: 'Rejected', nextAction: null }, { checkpointId, stage: spec.stage, correlationID: d.correlationID, reason: d.comment });
+                yield* this.record(
+                    'pipeline.rejected',
+                    d.actorId,
+                    { status: 'Rejected', nextAction: null },
+                    { checkpointId, stage: spec.stage, correlationID: d.correlationID, reason: d.comment },
+                );
                 return { stopped: { status: 'Rejected', stage: spec.stage, checkpointId } };
             }
             if (quorum.outcome === 'approved') return undefined;
@@ -218,11 +330,25 @@ class Conductor {
         yield* this.record(
             'checkpoint.expired',
             'system',
-            { nextAction: null, ...(approve ? { status: 'Running' as const } : {}), checkpoint: { ...base, status: approve ? 'Approved' : 'Expired' } },
-            { checkpointId, stage: spec.stage, reason: `no decision by ${deadline.toISOString()}`, details: { onTimeout: spec.onTimeout, escalated } },
+            {
+                nextAction: null,
+                ...(approve ? { status: 'Running' as const } : {}),
+                checkpoint: { ...base, status: approve ? 'Approved' : 'Expired' },
+            },
+            {
+                checkpointId,
+                stage: spec.stage,
+                reason: `no decision by ${deadline.toISOString()}`,
+                details: { onTimeout: spec.onTimeout, escalated },
+            },
         );
         if (approve) return { continue: true };
-        yield* this.record('pipeline.timedout', 'system', { status: 'TimedOut', nextAction: null }, { checkpointId, stage: spec.stage, reason: 'checkpoint deadline passed' });
+        yield* this.record(
+            'pipeline.timedout',
+            'system',
+            { status: 'TimedOut', nextAction: null },
+            { checkpointId, stage: spec.stage, reason: 'checkpoint deadline passed' },
+        );
         return { stop: { stopped: { status: 'TimedOut', stage: spec.stage, checkpointId } } };
     }
 
@@ -232,7 +358,13 @@ class Conductor {
         type: EventType,
         actor: string,
         projection: ProjectionChange,
-        extra: { stage?: Stage; checkpointId?: string; reason?: string; details?: Record<string, unknown>; correlationID?: string } = {},
+        extra: {
+            stage?: Stage;
+            checkpointId?: string;
+            reason?: string;
+            details?: Record<string, unknown>;
+            correlationID?: string;
+        } = {},
     ): Step<void> {
         const ctx = this.ctx;
         const input: RecordInput = {

@@ -37,20 +37,31 @@ async function main(): Promise<void> {
     const host = await startHostProcess({
         appMain: FIXTURE_APP,
         dataDir: tempDataDir('mesh-bench-'),
-        nodeArgs: process.env.BENCH_CPU_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`] : [],
+        nodeArgs: process.env.BENCH_CPU_PROFILE
+            ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`]
+            : [],
     });
     const ids = Array.from({ length: N }, (_, i) => `bench-${i}`);
     try {
         const t0 = performance.now();
         await pool(ids, IN_FLIGHT, async (id) => {
-            const r = await json(host.origin, 'POST', `${API}/orchestrators/${Fixture.orchestrators.chain}/${id}`, input);
+            const r = await json(
+                host.origin,
+                'POST',
+                `${API}/orchestrators/${Fixture.orchestrators.chain}/${id}`,
+                input,
+            );
             if (r.status !== 202) throw new Error(`start ${id}: ${r.status}`);
         });
         const startSeconds = (performance.now() - t0) / 1000;
 
         // Wait until every instance has run its five steps and waits for its event.
         for (;;) {
-            const list = await json<Status[]>(host.origin, 'GET', `${API}/instances/?runtimeStatus=Running&showInput=false&top=1000`);
+            const list = await json<Status[]>(
+                host.origin,
+                'GET',
+                `${API}/instances/?runtimeStatus=Running&showInput=false&top=1000`,
+            );
             const waiting = list.body.filter((s) => s.customStatus === 'awaiting approval').length;
             if (waiting === N) break;
             await new Promise((r) => setTimeout(r, 100));
@@ -61,19 +72,29 @@ async function main(): Promise<void> {
         const t1 = Date.now();
         await pool(ids, IN_FLIGHT, async (id) => {
             raisedAt.set(id, Date.now());
-            const r = await json(host.origin, 'POST', `${API}/instances/${id}/raiseEvent/${Fixture.events.approval}`, 'approve');
+            const r = await json(
+                host.origin,
+                'POST',
+                `${API}/instances/${id}/raiseEvent/${Fixture.events.approval}`,
+                'approve',
+            );
             if (r.status !== 202) throw new Error(`raise ${id}: ${r.status}`);
         });
         let done: Status[] = [];
         for (;;) {
-            const list = await json<Status[]>(host.origin, 'GET', `${API}/instances/?runtimeStatus=Completed&showInput=false&top=1000`);
+            const list = await json<Status[]>(
+                host.origin,
+                'GET',
+                `${API}/instances/?runtimeStatus=Completed&showInput=false&top=1000`,
+            );
             done = list.body;
             if (done.length >= N) break;
             await new Promise((r) => setTimeout(r, 20));
         }
         const latencies = ids.map((id) => {
             const s = done.find((d) => (d as unknown as { instanceId: string }).instanceId === id)!;
-            if (JSON.stringify(s.output) !== JSON.stringify(expectedChainOutput(id, input, 'approve'))) throw new Error(`wrong output for ${id}`);
+            if (JSON.stringify(s.output) !== JSON.stringify(expectedChainOutput(id, input, 'approve')))
+                throw new Error(`wrong output for ${id}`);
             return Date.parse(s.lastUpdatedTime) - raisedAt.get(id)!;
         });
         const lastCompletion = Math.max(...done.map((s) => Date.parse(s.lastUpdatedTime)));

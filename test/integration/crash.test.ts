@@ -41,7 +41,8 @@ it('loses nothing and records nothing twice across repeated kill -9', async () =
             // (A start the host committed but did not answer shows up as an existing instance.)
             for (const id of slice) {
                 if (started.has(id)) continue;
-                const exists = (await json(host.origin, 'GET', `/runtime/webhooks/durabletask/instances/${id}`)).status !== 404;
+                const exists =
+                    (await json(host.origin, 'GET', `/runtime/webhooks/durabletask/instances/${id}`)).status !== 404;
                 if (exists || (await startIdempotently(host, id))) started.add(id);
             }
         }
@@ -73,7 +74,12 @@ it('loses nothing and records nothing twice across repeated kill -9', async () =
 
 async function startIdempotently(host: HostProcess, id: string): Promise<boolean> {
     try {
-        const r = await json(host.origin, 'POST', `/runtime/webhooks/durabletask/orchestrators/${Fixture.orchestrators.chain}/${id}`, input);
+        const r = await json(
+            host.origin,
+            'POST',
+            `/runtime/webhooks/durabletask/orchestrators/${Fixture.orchestrators.chain}/${id}`,
+            input,
+        );
         return r.status === 202 || r.status === 409;
     } catch {
         return false; // the host died mid-request
@@ -82,7 +88,11 @@ async function startIdempotently(host: HostProcess, id: string): Promise<boolean
 
 async function unfinished(host: HostProcess): Promise<number> {
     try {
-        const r = await json<unknown[]>(host.origin, 'GET', '/runtime/webhooks/durabletask/instances/?runtimeStatus=Pending,Running&showInput=false');
+        const r = await json<unknown[]>(
+            host.origin,
+            'GET',
+            '/runtime/webhooks/durabletask/instances/?runtimeStatus=Pending,Running&showInput=false',
+        );
         return r.body.length;
     } catch {
         return 0;
@@ -95,7 +105,9 @@ async function status(host: HostProcess, id: string): Promise<Status> {
 }
 
 function waitExit(host: HostProcess): Promise<void> {
-    return new Promise((r) => (host.child.exitCode !== null || host.child.signalCode !== null ? r() : host.child.once('exit', () => r())));
+    return new Promise((r) =>
+        host.child.exitCode !== null || host.child.signalCode !== null ? r() : host.child.once('exit', () => r()),
+    );
 }
 
 function sleep(ms: number): Promise<void> {

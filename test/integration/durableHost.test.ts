@@ -27,7 +27,12 @@ afterAll(async () => {
 });
 
 async function start(name: string, input?: unknown, id?: string): Promise<string> {
-    const r = await json<{ id: string; statusQueryGetUri: string }>(host.origin, 'POST', `/test/orchestrators/${name}${id ? `/${id}` : ''}`, input);
+    const r = await json<{ id: string; statusQueryGetUri: string }>(
+        host.origin,
+        'POST',
+        `/test/orchestrators/${name}${id ? `/${id}` : ''}`,
+        input,
+    );
     expect(r.status).toBe(202);
     expect(r.headers.get('location')).toBe(r.body.statusQueryGetUri);
     expect(r.body.statusQueryGetUri.startsWith(host.origin)).toBe(true);
@@ -48,17 +53,26 @@ async function finished(id: string, history = false): Promise<Status> {
 async function reached(id: string, runtimeStatus: string, custom?: unknown): Promise<Status> {
     return waitUntil(async () => {
         const s = await status(id);
-        return s.runtimeStatus === runtimeStatus && (custom === undefined || JSON.stringify(s.customStatus) === JSON.stringify(custom)) && s;
+        return (
+            s.runtimeStatus === runtimeStatus &&
+            (custom === undefined || JSON.stringify(s.customStatus) === JSON.stringify(custom)) &&
+            s
+        );
     }, `${id} to be ${runtimeStatus}`);
 }
 
 async function control(id: string, op: string, event?: string, body?: unknown): Promise<number> {
-    return (await json(host.origin, 'POST', `/test/instances/${id}/${op}${event ? `/${event}` : ''}?reason=because`, body)).status;
+    return (
+        await json(host.origin, 'POST', `/test/instances/${id}/${op}${event ? `/${event}` : ''}?reason=because`, body)
+    ).status;
 }
 
 it('runs a sequence of activities', async () => {
     const s = await finished(await start(O.sequence));
-    expect(s).toMatchObject({ runtimeStatus: 'Completed', output: ['Hello Tokyo!', 'Hello Seattle!', 'Hello London!'] });
+    expect(s).toMatchObject({
+        runtimeStatus: 'Completed',
+        output: ['Hello Tokyo!', 'Hello Seattle!', 'Hello London!'],
+    });
 });
 
 it('fans out and in', async () => {
@@ -71,7 +85,10 @@ it('approval race: the event wins and the timer is cancelled', async () => {
     await reached(id, 'Running', { waitingFor: 'Approval' });
     expect(await control(id, 'raise', 'Approval', { approved: true, by: 'ava' })).toBe(202);
     const s = await finished(id);
-    expect(s).toMatchObject({ runtimeStatus: 'Completed', output: { greeting: 'Hello approver!', decision: { approved: true, by: 'ava' } } });
+    expect(s).toMatchObject({
+        runtimeStatus: 'Completed',
+        output: { greeting: 'Hello approver!', decision: { approved: true, by: 'ava' } },
+    });
 });
 
 it('approval race: the durable timer wins when nobody answers', async () => {
@@ -88,8 +105,21 @@ it('buffers an event raised before the orchestrator waits for it', async () => {
 it('retries a failing activity until it succeeds, with back-off timers in history', async () => {
     const s = await finished(await start(O.retrySuccess, { key: `k-${Date.now()}`, failTimes: 2 }), true);
     expect(s).toMatchObject({ runtimeStatus: 'Completed', output: 'ok after 3 attempts' });
-    const kinds = s.history!.map((e) => e.EventType).filter((t) => ['TaskScheduled', 'TaskFailed', 'TimerCreated', 'TimerFired', 'TaskCompleted'].includes(t));
-    expect(kinds).toEqual(['TaskScheduled', 'TaskFailed', 'TimerCreated', 'TimerFired', 'TaskScheduled', 'TaskFailed', 'TimerCreated', 'TimerFired', 'TaskScheduled', 'TaskCompleted']);
+    const kinds = s
+        .history!.map((e) => e.EventType)
+        .filter((t) => ['TaskScheduled', 'TaskFailed', 'TimerCreated', 'TimerFired', 'TaskCompleted'].includes(t));
+    expect(kinds).toEqual([
+        'TaskScheduled',
+        'TaskFailed',
+        'TimerCreated',
+        'TimerFired',
+        'TaskScheduled',
+        'TaskFailed',
+        'TimerCreated',
+        'TimerFired',
+        'TaskScheduled',
+        'TaskCompleted',
+    ]);
 });
 
 it('gives up after the last retry: caught in the orchestrator', async () => {
@@ -119,9 +149,15 @@ it('signals and calls an entity, and the client reads and signals it', async () 
     const key = `c-${Date.now()}`;
     const s = await finished(await start(O.entityCounter, key));
     expect(s).toMatchObject({ runtimeStatus: 'Completed', output: 15 });
-    expect((await json(host.origin, 'POST', `/test/entities/${Fixture.entities.counter}/${key}/add`, 100)).status).toBe(202);
+    expect((await json(host.origin, 'POST', `/test/entities/${Fixture.entities.counter}/${key}/add`, 100)).status).toBe(
+        202,
+    );
     const state = await waitUntil(async () => {
-        const r = await json<{ entityExists: boolean; entityState: number }>(host.origin, 'GET', `/test/entities/${Fixture.entities.counter}/${key}`);
+        const r = await json<{ entityExists: boolean; entityState: number }>(
+            host.origin,
+            'GET',
+            `/test/entities/${Fixture.entities.counter}/${key}`,
+        );
         return r.body.entityState === 115 && r.body;
     }, 'entity state 115');
     expect(state).toEqual({ entityExists: true, entityState: 115 });
@@ -133,7 +169,11 @@ it('rolls back the state of a failed entity operation', async () => {
     await json(host.origin, 'POST', `/test/entities/${Fixture.entities.counter}/${key}/fail`);
     await json(host.origin, 'POST', `/test/entities/${Fixture.entities.counter}/${key}/add`, 1);
     const state = await waitUntil(async () => {
-        const r = await json<{ entityState: number }>(host.origin, 'GET', `/test/entities/${Fixture.entities.counter}/${key}`);
+        const r = await json<{ entityState: number }>(
+            host.origin,
+            'GET',
+            `/test/entities/${Fixture.entities.counter}/${key}`,
+        );
         return r.body.entityState === 8 && r.body;
     }, 'entity state 8 (the failed operation rolled back)');
     expect(state).toMatchObject({ entityState: 8 });
@@ -148,7 +188,10 @@ it('suspends and resumes: events wait while suspended', async () => {
     await new Promise((r) => setTimeout(r, 200));
     expect((await status(id)).runtimeStatus).toBe('Suspended');
     expect(await control(id, 'resume')).toBe(202);
-    expect(await finished(id)).toMatchObject({ runtimeStatus: 'Completed', output: { go: 'now', greeting: 'Hello after go!' } });
+    expect(await finished(id)).toMatchObject({
+        runtimeStatus: 'Completed',
+        output: { go: 'now', greeting: 'Hello after go!' },
+    });
 });
 
 it('terminates, then refuses events to the terminated instance, and purges it', async () => {
@@ -164,7 +207,13 @@ it('terminates, then refuses events to the terminated instance, and purges it', 
 it('lists instances by runtime status', async () => {
     const id = await start(O.waitForGo);
     await reached(id, 'Running');
-    const list = (await json<{ instanceId: string; runtimeStatus: string }[]>(host.origin, 'GET', '/test/instances?status=Running')).body;
+    const list = (
+        await json<{ instanceId: string; runtimeStatus: string }[]>(
+            host.origin,
+            'GET',
+            '/test/instances?status=Running',
+        )
+    ).body;
     expect(list.map((i) => i.instanceId)).toContain(id);
     await control(id, 'terminate');
 });
@@ -181,7 +230,9 @@ it('fails an instance whose code no longer matches its history (non-determinism)
     // Its second episode replays the first with different module state: the recorded task no longer matches.
     const s = await finished(await start(O.nonDeterministic));
     expect(s.runtimeStatus).toBe('Failed');
-    expect(String(s.output)).toMatch(/Non-deterministic workflow detected: task #0 was TaskScheduled 'fx_(hello|double)'/);
+    expect(String(s.output)).toMatch(
+        /Non-deterministic workflow detected: task #0 was TaskScheduled 'fx_(hello|double)'/,
+    );
 });
 
 it('streams a response body (SSE) as it is produced', async () => {
@@ -192,7 +243,8 @@ it('streams a response body (SSE) as it is produced', async () => {
 
 it('enforces authLevel function with the host key', async () => {
     expect((await fetch(`${host.origin}/test/keyed`)).status).toBe(401);
-    const key = (JSON.parse(readFileSync(`${host.dataDir}/host-keys.json`, 'utf8')) as { functionKey: string }).functionKey;
+    const key = (JSON.parse(readFileSync(`${host.dataDir}/host-keys.json`, 'utf8')) as { functionKey: string })
+        .functionKey;
     expect((await fetch(`${host.origin}/test/keyed?code=${key}`)).status).toBe(200);
 });
 
@@ -203,9 +255,18 @@ it('answers unknown routes with 404 in the envelope', async () => {
 });
 
 it('runs timer-triggered functions on their NCRONTAB schedule', async () => {
-    const state = await waitUntil(async () => {
-        const r = await json<{ entityExists: boolean; entityState: number }>(host.origin, 'GET', `/test/entities/${Fixture.entities.counter}/ticks`);
-        return r.body.entityExists && r.body.entityState >= 2 && r.body;
-    }, 'two timer ticks', 10_000, 200);
+    const state = await waitUntil(
+        async () => {
+            const r = await json<{ entityExists: boolean; entityState: number }>(
+                host.origin,
+                'GET',
+                `/test/entities/${Fixture.entities.counter}/ticks`,
+            );
+            return r.body.entityExists && r.body.entityState >= 2 && r.body;
+        },
+        'two timer ticks',
+        10_000,
+        200,
+    );
     expect(state.entityState).toBeGreaterThanOrEqual(2);
 });

@@ -7,10 +7,16 @@ it('serves the probes and the local JWKS, then stops cleanly on SIGTERM', async 
         const live = await json<{ error_code: null; data: { status: string } }>(host.origin, 'GET', '/health/live');
         expect(live.status).toBe(200);
         expect(live.body.data.status).toBe('live');
-        const ready = await json<{ data: { status: string } }>(host.origin, 'GET', '/health/ready', undefined, { 'x-correlation-id': 'probe-1' });
+        const ready = await json<{ data: { status: string } }>(host.origin, 'GET', '/health/ready', undefined, {
+            'x-correlation-id': 'probe-1',
+        });
         expect(ready.status).toBe(200);
         expect(ready.headers.get('x-correlation-id')).toBe('probe-1');
-        const jwks = await json<{ keys: { kid: string; kty: string; d?: string }[] }>(host.origin, 'GET', '/.well-known/jwks.json');
+        const jwks = await json<{ keys: { kid: string; kty: string; d?: string }[] }>(
+            host.origin,
+            'GET',
+            '/.well-known/jwks.json',
+        );
         expect(jwks.body.keys[0]).toMatchObject({ kty: 'RSA' });
         expect(jwks.body.keys[0]!.d).toBeUndefined(); // never the private part
     } finally {

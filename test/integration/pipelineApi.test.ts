@@ -20,11 +20,20 @@ afterAll(async () => {
     await host?.stop();
 });
 
-async function submit(riskLevel = 'low', user = USERS.dana, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): Promise<string> {
+async function submit(
+    riskLevel = 'low',
+    user = USERS.dana,
+    extra: Record<string, unknown> = {},
+    headers: Record<string, string> = {},
+): Promise<string> {
     const r = await api.call('POST', '/pipeline/run', {
         user,
         headers,
-        body: { input: { prompt: 'a better onboarding flow' }, metadata: { team: user.teams[0] ?? 'alpha', riskLevel, complianceTags: [], title: `test ${riskLevel}` }, ...extra },
+        body: {
+            input: { prompt: 'a better onboarding flow' },
+            metadata: { team: user.teams[0] ?? 'alpha', riskLevel, complianceTags: [], title: `test ${riskLevel}` },
+            ...extra,
+        },
     });
     expect(r.status).toBe(202);
     return r.body.data.orchestrationID as string;
@@ -43,7 +52,12 @@ async function until(id: string, wanted: string, user = USERS.dana): Promise<any
     }, `${id} to be ${wanted}`);
 }
 
-async function decide(checkpointId: string, user: (typeof USERS)[keyof typeof USERS], decision: string, comment = 'ok') {
+async function decide(
+    checkpointId: string,
+    user: (typeof USERS)[keyof typeof USERS],
+    decision: string,
+    comment = 'ok',
+) {
     return api.call('POST', `/pipeline/checkpoints/${checkpointId}/decision`, { user, body: { decision, comment } });
 }
 
@@ -57,7 +71,9 @@ it('runs a low-risk workflow through all five stages and verifies its audit chai
     const id = await submit('low');
     const done = await until(id, 'Completed');
     expect(done.stages.map((s: any) => s.name)).toEqual(STAGES);
-    expect(done.stages.every((s: any) => s.status === 'Completed' && s.attempts >= 1 && s.startedAt && s.endedAt)).toBe(true);
+    expect(done.stages.every((s: any) => s.status === 'Completed' && s.attempts >= 1 && s.startedAt && s.endedAt)).toBe(
+        true,
+    );
     expect(done.output).toBeDefined();
     expect(done.nextAction).toBeNull();
     const l = await logs(id);
@@ -69,13 +85,27 @@ it('runs a low-risk workflow through all five stages and verifies its audit chai
         ...STAGES.flatMap(() => ['stage.started', 'stage.completed']),
         'pipeline.completed',
     ]);
-    for (const e of l.events) expect(e).toEqual(expect.objectContaining({ actor: expect.any(String), at: expect.any(String), correlationID: expect.any(String), hash: expect.any(String), prevHash: expect.any(String) }));
+    for (const e of l.events)
+        expect(e).toEqual(
+            expect.objectContaining({
+                actor: expect.any(String),
+                at: expect.any(String),
+                correlationID: expect.any(String),
+                hash: expect.any(String),
+                prevHash: expect.any(String),
+            }),
+        );
 });
 
 it('stops a high-risk run before taste and after improvement; only a team approver who is not the submitter decides', async () => {
     const id = await submit('high');
     const waiting = await until(id, 'AwaitingApproval');
-    expect(waiting.nextAction).toMatchObject({ type: 'approval', stage: 'taste', position: 'before', requiredRoles: ['Mesh.Approver'] });
+    expect(waiting.nextAction).toMatchObject({
+        type: 'approval',
+        stage: 'taste',
+        position: 'before',
+        requiredRoles: ['Mesh.Approver'],
+    });
     const cp = waiting.nextAction.checkpointId as string;
 
     expect((await decide(cp, USERS.dana, 'approve')).status).toBe(403); // submitter: not an approver
@@ -102,7 +132,10 @@ it('needs two distinct approvers for a critical run; one person counts once', as
     const id = await submit('critical');
     const cp = (await until(id, 'AwaitingApproval')).nextAction.checkpointId as string;
     expect((await decide(cp, USERS.ava, 'approve')).status).toBe(202);
-    await waitUntil(async () => (await status(id)).checkpoints.find((c: any) => c.checkpointId === cp)?.decisions.length === 1, 'first approval recorded');
+    await waitUntil(
+        async () => (await status(id)).checkpoints.find((c: any) => c.checkpointId === cp)?.decisions.length === 1,
+        'first approval recorded',
+    );
     const again = await decide(cp, USERS.ava, 'approve');
     expect(again.status).toBe(409);
     expect((await status(id)).status).toBe('AwaitingApproval');
@@ -126,7 +159,16 @@ it('request_info keeps the run waiting and records the question', async () => {
     const id = await submit('high');
     const cp = (await until(id, 'AwaitingApproval')).nextAction.checkpointId as string;
     expect((await decide(cp, USERS.ava, 'request_info', 'which dataset?')).status).toBe(202);
-    await waitUntil(async () => (await logs(id)).events.some((e: any) => e.type === 'checkpoint.decided' && e.details?.decision === 'request_info' && e.reason === 'which dataset?'), 'request_info audited');
+    await waitUntil(
+        async () =>
+            (await logs(id)).events.some(
+                (e: any) =>
+                    e.type === 'checkpoint.decided' &&
+                    e.details?.decision === 'request_info' &&
+                    e.reason === 'which dataset?',
+            ),
+        'request_info audited',
+    );
     expect((await status(id)).status).toBe('AwaitingApproval');
     expect((await decide(cp, USERS.ava, 'approve')).status).toBe(202);
     await waitUntil(async () => (await status(id)).nextAction?.stage === 'improvement', 'approval after request_info');
@@ -135,24 +177,70 @@ it('request_info keeps the run waiting and records the question', async () => {
 it('pauses at a checkpoint, refuses decisions while paused, resumes, and aborts with the actor and reason audited', async () => {
     const id = await submit('high');
     await until(id, 'AwaitingApproval');
-    expect((await api.call('POST', '/pipeline/stop', { user: USERS.ava, body: { orchestrationID: id, action: 'pause', reason: 'x' } })).status).toBe(403);
-    expect((await api.call('POST', '/pipeline/stop', { user: USERS.olga, body: { orchestrationID: id, action: 'pause', reason: 'maintenance window' } })).status).toBe(202);
+    expect(
+        (
+            await api.call('POST', '/pipeline/stop', {
+                user: USERS.ava,
+                body: { orchestrationID: id, action: 'pause', reason: 'x' },
+            })
+        ).status,
+    ).toBe(403);
+    expect(
+        (
+            await api.call('POST', '/pipeline/stop', {
+                user: USERS.olga,
+                body: { orchestrationID: id, action: 'pause', reason: 'maintenance window' },
+            })
+        ).status,
+    ).toBe(202);
     const paused = await until(id, 'Paused');
     expect((await decide(paused.nextAction.checkpointId, USERS.ava, 'approve')).status).toBe(409);
-    expect((await api.call('POST', '/pipeline/resume', { user: USERS.olga, body: { orchestrationID: id, reason: '   ' } })).status).toBe(400);
-    expect((await api.call('POST', '/pipeline/resume', { user: USERS.olga, body: { orchestrationID: id, reason: 'window over' } })).status).toBe(202);
+    expect(
+        (await api.call('POST', '/pipeline/resume', { user: USERS.olga, body: { orchestrationID: id, reason: '   ' } }))
+            .status,
+    ).toBe(400);
+    expect(
+        (
+            await api.call('POST', '/pipeline/resume', {
+                user: USERS.olga,
+                body: { orchestrationID: id, reason: 'window over' },
+            })
+        ).status,
+    ).toBe(202);
     await until(id, 'AwaitingApproval');
-    const resumeAgain = await api.call('POST', '/pipeline/resume', { user: USERS.olga, body: { orchestrationID: id, reason: 'again' } });
+    const resumeAgain = await api.call('POST', '/pipeline/resume', {
+        user: USERS.olga,
+        body: { orchestrationID: id, reason: 'again' },
+    });
     expect(resumeAgain.status).toBe(409);
     expect(resumeAgain.body.error_code).toBe('CONFLICT');
     // The submitter may abort their own run.
-    expect((await api.call('POST', '/pipeline/stop', { user: USERS.dana, body: { orchestrationID: id, action: 'abort', reason: 'wrong prompt' } })).status).toBe(202);
+    expect(
+        (
+            await api.call('POST', '/pipeline/stop', {
+                user: USERS.dana,
+                body: { orchestrationID: id, action: 'abort', reason: 'wrong prompt' },
+            })
+        ).status,
+    ).toBe(202);
     await until(id, 'Aborted');
     const events = (await logs(id)).events;
-    expect(events.find((e: any) => e.type === 'pipeline.paused')).toMatchObject({ actor: 'olga', reason: 'maintenance window' });
-    expect(events.find((e: any) => e.type === 'pipeline.resumed')).toMatchObject({ actor: 'olga', reason: 'window over' });
-    expect(events.find((e: any) => e.type === 'pipeline.aborted')).toMatchObject({ actor: 'dana', reason: 'wrong prompt' });
-    const late = await api.call('POST', '/pipeline/stop', { user: USERS.olga, body: { orchestrationID: id, action: 'abort', reason: 'again' } });
+    expect(events.find((e: any) => e.type === 'pipeline.paused')).toMatchObject({
+        actor: 'olga',
+        reason: 'maintenance window',
+    });
+    expect(events.find((e: any) => e.type === 'pipeline.resumed')).toMatchObject({
+        actor: 'olga',
+        reason: 'window over',
+    });
+    expect(events.find((e: any) => e.type === 'pipeline.aborted')).toMatchObject({
+        actor: 'dana',
+        reason: 'wrong prompt',
+    });
+    const late = await api.call('POST', '/pipeline/stop', {
+        user: USERS.olga,
+        body: { orchestrationID: id, action: 'abort', reason: 'again' },
+    });
     expect(late.status).toBe(409);
 });
 
@@ -174,7 +262,11 @@ it('lists only the runs a caller may see, with filters and pages', async () => {
     expect(asCarl.body.data.items.map((r: any) => r.orchestrationID)).toContain(mine);
     const page1 = await api.call('GET', '/pipeline?limit=2', { user: USERS.ada });
     expect(page1.body.data.items).toHaveLength(2);
-    const page2 = await api.call('GET', `/pipeline?limit=2&continuationToken=${encodeURIComponent(page1.body.data.continuationToken)}`, { user: USERS.ada });
+    const page2 = await api.call(
+        'GET',
+        `/pipeline?limit=2&continuationToken=${encodeURIComponent(page1.body.data.continuationToken)}`,
+        { user: USERS.ada },
+    );
     expect(page2.body.data.items[0].orchestrationID).not.toBe(page1.body.data.items[0].orchestrationID);
     expect((await api.call('GET', '/pipeline?status=Bogus', { user: USERS.ada })).status).toBe(400);
 });
@@ -182,16 +274,24 @@ it('lists only the runs a caller may see, with filters and pages', async () => {
 it('streams all audit records as NDJSON', async () => {
     const id = await submit('low');
     await until(id, 'Completed');
-    const r = await fetch(`${host.origin}/pipeline/logs/${id}?format=ndjson`, { headers: { authorization: `Bearer ${await api.token(USERS.dana)}` } });
+    const r = await fetch(`${host.origin}/pipeline/logs/${id}?format=ndjson`, {
+        headers: { authorization: `Bearer ${await api.token(USERS.dana)}` },
+    });
     expect(r.headers.get('content-type')).toBe('application/x-ndjson');
-    const lines = (await r.text()).trim().split('\n').map((l) => JSON.parse(l));
+    const lines = (await r.text())
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l));
     expect(lines[0]).toMatchObject({ seq: 1, type: 'pipeline.queued' });
     expect(lines.at(-1)).toMatchObject({ type: 'pipeline.completed' });
 });
 
 it('serves live status changes over SSE', async () => {
     const controller = new AbortController();
-    const r = await fetch(`${host.origin}/pipeline/events`, { headers: { authorization: `Bearer ${await api.token(USERS.dana)}` }, signal: controller.signal });
+    const r = await fetch(`${host.origin}/pipeline/events`, {
+        headers: { authorization: `Bearer ${await api.token(USERS.dana)}` },
+        signal: controller.signal,
+    });
     expect(r.headers.get('content-type')).toBe('text/event-stream');
     const id = await submit('low');
     const reader = r.body!.getReader();
@@ -211,7 +311,9 @@ it('serves the OpenAPI document unenveloped', async () => {
     const r = await fetch(`${host.origin}/openapi.json`);
     const doc = (await r.json()) as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/pipeline/run', '/pipeline/status/{id}', '/pipeline/logs/{id}']));
+    expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining(['/pipeline/run', '/pipeline/status/{id}', '/pipeline/logs/{id}']),
+    );
 });
 
 it('names the tampered audit record when its chain no longer verifies', async () => {
@@ -225,7 +327,10 @@ it('names the tampered audit record when its chain no longer verifies', async ()
         db.exec('DROP TRIGGER IF EXISTS audit_is_append_only');
         const row = db.prepare('SELECT record FROM audit WHERE run_id = ? AND seq = 3').get(id) as { record: string };
         const record = JSON.parse(row.record) as Record<string, unknown>;
-        db.prepare('UPDATE audit SET record = ? WHERE run_id = ? AND seq = 3').run(JSON.stringify({ ...record, actor: 'mallory' }), id);
+        db.prepare('UPDATE audit SET record = ? WHERE run_id = ? AND seq = 3').run(
+            JSON.stringify({ ...record, actor: 'mallory' }),
+            id,
+        );
     } finally {
         db.close();
     }

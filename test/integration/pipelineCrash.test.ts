@@ -18,11 +18,16 @@ it('kill -9 during runs and decisions: every run finishes, each state change rec
     const restart = async (afterMs: number): Promise<void> => {
         await new Promise((r) => setTimeout(r, afterMs));
         host.child.kill('SIGKILL');
-        await new Promise((r) => (host.child.exitCode !== null || host.child.signalCode !== null ? r(null) : host.child.once('exit', r)));
+        await new Promise((r) =>
+            host.child.exitCode !== null || host.child.signalCode !== null ? r(null) : host.child.once('exit', r),
+        );
         host = await startHostProcess({ dataDir, env });
         api = new Api(host);
     };
-    const specs = [...Array.from({ length: LOW }, (_, i) => ({ key: `low-${i}`, risk: 'low' })), ...Array.from({ length: HIGH }, (_, i) => ({ key: `high-${i}`, risk: 'high' }))];
+    const specs = [
+        ...Array.from({ length: LOW }, (_, i) => ({ key: `low-${i}`, risk: 'low' })),
+        ...Array.from({ length: HIGH }, (_, i) => ({ key: `high-${i}`, risk: 'high' })),
+    ];
     const ids = new Map<string, string>();
     // Idempotency-Key per run: a submission whose answer died with the host is retried safely.
     const submitAll = async (): Promise<void> => {
@@ -33,7 +38,10 @@ it('kill -9 during runs and decisions: every run finishes, each state change rec
                     const r = await api.call('POST', '/pipeline/run', {
                         user: USERS.dana,
                         headers: { 'idempotency-key': s.key },
-                        body: { input: { prompt: s.key }, metadata: { team: 'alpha', riskLevel: s.risk, complianceTags: [] } },
+                        body: {
+                            input: { prompt: s.key },
+                            metadata: { team: 'alpha', riskLevel: s.risk, complianceTags: [] },
+                        },
                     });
                     if (r.status === 202) ids.set(s.key, r.body.data.orchestrationID as string);
                 }),
@@ -53,10 +61,21 @@ it('kill -9 during runs and decisions: every run finishes, each state change rec
         let last: any[] = [];
         await waitUntil(
             async () => {
-                const statuses = await Promise.all([...ids.values()].map(async (id) => (await api.call('GET', `/pipeline/status/${id}`, { user: USERS.ada })).body.data));
+                const statuses = await Promise.all(
+                    [...ids.values()].map(
+                        async (id) => (await api.call('GET', `/pipeline/status/${id}`, { user: USERS.ada })).body.data,
+                    ),
+                );
                 last = statuses;
                 const waiting = statuses.filter((s) => s.status === 'AwaitingApproval' && s.nextAction);
-                await Promise.allSettled(waiting.map((s) => api.call('POST', `/pipeline/checkpoints/${s.nextAction.checkpointId}/decision`, { user: USERS.ava, body: { decision: 'approve' } })));
+                await Promise.allSettled(
+                    waiting.map((s) =>
+                        api.call('POST', `/pipeline/checkpoints/${s.nextAction.checkpointId}/decision`, {
+                            user: USERS.ava,
+                            body: { decision: 'approve' },
+                        }),
+                    ),
+                );
                 if (!killed && waiting.length > 0) {
                     killed = true;
                     await restart(20);
@@ -67,8 +86,18 @@ it('kill -9 during runs and decisions: every run finishes, each state change rec
             120_000,
             300,
         ).catch((e: unknown) => {
-            const stuck = last.filter((s) => s.status !== 'Completed').map((s) => ({ id: s.orchestrationID, status: s.status, stage: s.currentStage, next: s.nextAction, history: s.history.slice(-4) }));
-            throw new Error(`${String(e)}\nstuck: ${JSON.stringify(stuck.slice(0, 3), null, 1)}\nhost output:\n${host.output().slice(-3000)}`);
+            const stuck = last
+                .filter((s) => s.status !== 'Completed')
+                .map((s) => ({
+                    id: s.orchestrationID,
+                    status: s.status,
+                    stage: s.currentStage,
+                    next: s.nextAction,
+                    history: s.history.slice(-4),
+                }));
+            throw new Error(
+                `${String(e)}\nstuck: ${JSON.stringify(stuck.slice(0, 3), null, 1)}\nhost output:\n${host.output().slice(-3000)}`,
+            );
         });
 
         for (const id of ids.values()) {

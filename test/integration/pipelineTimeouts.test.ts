@@ -31,7 +31,11 @@ beforeAll(async () => {
         user: compliance,
         body: {
             expectedVersion: current.body.data.version,
-            rules: [rule('auto-approve', ['low'], 'approve'), rule('expire', ['medium'], 'reject'), rule('escalate', ['high'], 'escalate', { escalateTo: ['Mesh.Admin'] })],
+            rules: [
+                rule('auto-approve', ['low'], 'approve'),
+                rule('expire', ['medium'], 'reject'),
+                rule('escalate', ['high'], 'escalate', { escalateTo: ['Mesh.Admin'] }),
+            ],
         },
     });
     expect(put.status).toBe(200);
@@ -43,26 +47,37 @@ afterAll(async () => {
 });
 
 async function submit(riskLevel: string): Promise<string> {
-    const r = await api.call('POST', '/pipeline/run', { user: dev, body: { input: { prompt: 'p' }, metadata: { team: 'gamma', riskLevel, complianceTags: [] } } });
+    const r = await api.call('POST', '/pipeline/run', {
+        user: dev,
+        body: { input: { prompt: 'p' }, metadata: { team: 'gamma', riskLevel, complianceTags: [] } },
+    });
     expect(r.status).toBe(202);
     return r.body.data.orchestrationID as string;
 }
 
 async function settled(id: string): Promise<any> {
-    return waitUntil(async () => {
-        const s = (await api.call('GET', `/pipeline/status/${id}`, { user: dev })).body.data;
-        return ['Completed', 'TimedOut', 'Rejected', 'Failed', 'Aborted'].includes(s.status) && s;
-    }, `${id} to settle`, 20_000);
+    return waitUntil(
+        async () => {
+            const s = (await api.call('GET', `/pipeline/status/${id}`, { user: dev })).body.data;
+            return ['Completed', 'TimedOut', 'Rejected', 'Failed', 'Aborted'].includes(s.status) && s;
+        },
+        `${id} to settle`,
+        20_000,
+    );
 }
 
 async function types(id: string): Promise<string[]> {
-    return (await api.call('GET', `/pipeline/logs/${id}`, { user: compliance })).body.data.events.map((e: any) => e.type);
+    return (await api.call('GET', `/pipeline/logs/${id}`, { user: compliance })).body.data.events.map(
+        (e: any) => e.type,
+    );
 }
 
 it('onTimeout approve: the checkpoint expires approved and the run completes', async () => {
     const id = await submit('low');
     expect((await settled(id)).status).toBe('Completed');
-    expect(await types(id)).toEqual(expect.arrayContaining(['checkpoint.opened', 'checkpoint.expired', 'pipeline.completed']));
+    expect(await types(id)).toEqual(
+        expect.arrayContaining(['checkpoint.opened', 'checkpoint.expired', 'pipeline.completed']),
+    );
 });
 
 it('onTimeout reject: the run times out', async () => {
@@ -75,13 +90,20 @@ it('onTimeout reject: the run times out', async () => {
 
 it('onTimeout escalate: widens the roles once with a new deadline, then an escalation approver decides', async () => {
     const id = await submit('high');
-    const escalated = await waitUntil(async () => {
-        const s = (await api.call('GET', `/pipeline/status/${id}`, { user: dev })).body.data;
-        return s.nextAction?.requiredRoles?.includes('Mesh.Admin') && s;
-    }, 'escalation', 10_000);
+    const escalated = await waitUntil(
+        async () => {
+            const s = (await api.call('GET', `/pipeline/status/${id}`, { user: dev })).body.data;
+            return s.nextAction?.requiredRoles?.includes('Mesh.Admin') && s;
+        },
+        'escalation',
+        10_000,
+    );
     expect(escalated.status).toBe('AwaitingApproval');
     expect(escalated.nextAction.requiredRoles).toEqual(['Mesh.Approver', 'Mesh.Admin']);
-    const r = await api.call('POST', `/pipeline/checkpoints/${escalated.nextAction.checkpointId}/decision`, { user: admin, body: { decision: 'approve' } });
+    const r = await api.call('POST', `/pipeline/checkpoints/${escalated.nextAction.checkpointId}/decision`, {
+        user: admin,
+        body: { decision: 'approve' },
+    });
     expect(r.status).toBe(202);
     expect((await settled(id)).status).toBe('Completed');
     expect(await types(id)).toEqual(expect.arrayContaining(['checkpoint.escalated', 'checkpoint.decided']));
@@ -96,7 +118,10 @@ it('onTimeout escalate: a second expiry times the run out', async () => {
 });
 
 it('refuses a policy save against a stale version', async () => {
-    const r = await api.call('PUT', '/checkpoint-policies', { user: compliance, body: { expectedVersion: 0, rules: [] } });
+    const r = await api.call('PUT', '/checkpoint-policies', {
+        user: compliance,
+        body: { expectedVersion: 0, rules: [] },
+    });
     expect(r.status).toBe(409);
     expect(r.body.error_code).toBe('CONFLICT');
 });

@@ -39,7 +39,11 @@ export class Api {
         return t;
     }
 
-    async call<T = any>(method: string, path: string, opts: { user?: User; token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}): Promise<Reply<T>> {
+    async call<T = any>(
+        method: string,
+        path: string,
+        opts: { user?: User; token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {},
+    ): Promise<Reply<T>> {
         const headers: Record<string, string> = { ...opts.headers };
         const token = opts.token ?? (opts.user ? await this.token(opts.user) : undefined);
         if (token) headers.authorization = `Bearer ${token}`;
@@ -53,7 +57,9 @@ export class Api {
         try {
             parsed = JSON.parse(text) as Envelope<T>;
         } catch {
-            throw new Error(`${method} ${path} answered ${r.status} with a body that is not JSON: ${text.slice(0, 120)}`);
+            throw new Error(
+                `${method} ${path} answered ${r.status} with a body that is not JSON: ${text.slice(0, 120)}`,
+            );
         }
         return { status: r.status, body: parsed, headers: r.headers };
     }

@@ -39,7 +39,9 @@ export function tempDataDir(prefix = 'mesh-test-'): string {
     return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function startHostProcess(opts: { dataDir?: string; appMain?: string; env?: Record<string, string>; nodeArgs?: string[] } = {}): Promise<HostProcess> {
+export async function startHostProcess(
+    opts: { dataDir?: string; appMain?: string; env?: Record<string, string>; nodeArgs?: string[] } = {},
+): Promise<HostProcess> {
     const dataDir = opts.dataDir ?? tempDataDir();
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'dist/local/main.js')], {
         cwd: ROOT,
@@ -87,7 +89,13 @@ export async function startHostProcess(opts: { dataDir?: string; appMain?: strin
     };
 }
 
-export async function json<T = unknown>(origin: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: T; headers: Headers }> {
+export async function json<T = unknown>(
+    origin: string,
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+): Promise<{ status: number; body: T; headers: Headers }> {
     const r = await fetch(origin + path, {
         method,
         headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
@@ -97,7 +105,12 @@ export async function json<T = unknown>(origin: string, method: string, path: st
     return { status: r.status, body: (text ? JSON.parse(text) : undefined) as T, headers: r.headers };
 }
 
-export async function waitUntil<T>(fn: () => Promise<T | undefined | false>, what: string, timeoutMs = 20_000, everyMs = 50): Promise<T> {
+export async function waitUntil<T>(
+    fn: () => Promise<T | undefined | false>,
+    what: string,
+    timeoutMs = 20_000,
+    everyMs = 50,
+): Promise<T> {
     const deadline = Date.now() + timeoutMs;
     let last: T | undefined | false;
     while (Date.now() < deadline) {

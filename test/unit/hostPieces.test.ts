@@ -47,7 +47,14 @@ describe('timer schedules', () => {
 describe('due heap', () => {
     it('pops values in due order, only when due', () => {
         const heap = new DueHeap<string>();
-        for (const [due, v] of [[5, 'e'], [1, 'a'], [3, 'c'], [2, 'b'], [4, 'd']] as const) heap.push(due, v);
+        for (const [due, v] of [
+            [5, 'e'],
+            [1, 'a'],
+            [3, 'c'],
+            [2, 'b'],
+            [4, 'd'],
+        ] as const)
+            heap.push(due, v);
         expect(heap.peek()).toBe(1);
         expect(heap.popDue(3)).toEqual(['a', 'b', 'c']);
         expect(heap.size).toBe(2);
