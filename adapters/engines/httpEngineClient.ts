@@ -7,6 +7,7 @@
  */
 import { type Stage, STAGES } from '../../domain/pipeline';
 import type { EngineClient, EngineRequest, EngineResult } from '../../domain/ports';
+import { readCapped } from '../http/streams';
 
 export interface HttpEngineClientOptions {
     /** Base URL of each stage's engine; the client appends `/v1/invoke`. */
@@ -186,21 +187,7 @@ async function readText(res: Response): Promise<string> {
         await res.body?.cancel();
         throw new AnswerTooLargeError(tooLarge);
     }
-    if (!res.body) return '';
-    const reader = res.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-        const { done, value } = (await reader.read()) as { done: boolean; value?: Uint8Array };
-        if (done || !value) break;
-        total += value.byteLength;
-        if (total > MAX_ANSWER_BYTES) {
-            await reader.cancel();
-            throw new AnswerTooLargeError(tooLarge);
-        }
-        chunks.push(value);
-    }
-    return Buffer.concat(chunks).toString('utf8');
+    return (await readCapped(res.body, MAX_ANSWER_BYTES, () => new AnswerTooLargeError(tooLarge))).toString('utf8');
 }
 
 /** Engine text safe for one log line: control characters flattened, at most MAX_DETAIL characters. */

@@ -15,6 +15,7 @@ import {
     UnsupportedApiVersionError,
     ValidationError,
 } from '../../domain/errors';
+import { readCapped } from './streams';
 
 /** What the wrapper tells a handler about the call. */
 export interface CallInfo {
@@ -123,21 +124,11 @@ export async function readJson(req: HttpRequest, maxBytes = ONE_MIB): Promise<un
 }
 
 async function readLimited(req: HttpRequest, maxBytes: number): Promise<Uint8Array> {
-    if (!req.body) return new Uint8Array();
-    const reader = req.body.getReader();
-    const chunks: Uint8Array[] = [];
-    let total = 0;
-    for (;;) {
-        const { done, value } = (await reader.read()) as { done: boolean; value?: Uint8Array };
-        if (done || !value) break;
-        total += value.byteLength;
-        if (total > maxBytes) {
-            await reader.cancel();
-            throw new PayloadTooLargeError(maxBytes);
-        }
-        chunks.push(value);
-    }
-    return Buffer.concat(chunks);
+    return readCapped(
+        req.body as ReadableStream<Uint8Array> | null,
+        maxBytes,
+        () => new PayloadTooLargeError(maxBytes),
+    );
 }
 
 function jsonResponse(

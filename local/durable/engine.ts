@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 
 import { InvocationContext } from '@azure/functions';
 
-import { commitBatch } from '../../adapters/embedded/sqliteStores';
+import { GroupCommit } from '../../adapters/embedded/sqliteStores';
 import { DueHeap } from './heap';
 import { event, EventType, HistoryEvent, toJson } from './history';
 import { OrchestrationHandler, runEpisode, Work } from './replay';
@@ -89,12 +89,6 @@ export interface InstanceStatus {
     history?: unknown[];
 }
 
-interface PendingCommit {
-    work: () => unknown;
-    resolve: (value: unknown) => void;
-    reject: (error: unknown) => void;
-}
-
 interface CachedHistory {
     executionId: string;
     events: HistoryEvent[];
@@ -118,9 +112,8 @@ export class DurableEngine extends EventEmitter {
     private pumpScheduled = false;
     private stopping = false;
     private readonly inFlight = new Set<Promise<unknown>>();
-    private readonly pendingCommits: PendingCommit[] = [];
+    private readonly commits: GroupCommit;
     private readonly admissionWaiters: (() => void)[] = [];
-    private flushScheduled = false;
 
     constructor(
         private readonly store: DurableStore,
@@ -131,6 +124,7 @@ export class DurableEngine extends EventEmitter {
     ) {
         super();
         this.setMaxListeners(0);
+        this.commits = new GroupCommit(store.db);
     }
 
     /** Recovers from the store: re-dispatches in-flight activities, due messages and future timers. */
@@ -263,30 +257,7 @@ export class DurableEngine extends EventEmitter {
      * of one per unit. If a unit throws, the batch is redone with a savepoint per unit, so it rolls back alone.
      */
     private commit<T>(work: () => T): Promise<T> {
-        return new Promise<T>((resolve, reject) => {
-            this.pendingCommits.push({ work, resolve: resolve as (v: unknown) => void, reject });
-            if (!this.flushScheduled) {
-                this.flushScheduled = true;
-                setImmediate(() => this.flush());
-            }
-        });
-    }
-
-    private flush(): void {
-        this.flushScheduled = false;
-        const batch = this.pendingCommits.splice(0);
-        if (!batch.length) return;
-        const result = commitBatch(this.store.db, batch);
-        if (!Array.isArray(result)) {
-            // The commit itself failed (disk full, I/O error): nothing of the batch is durable.
-            batch.forEach((unit) => unit.reject(result.failed));
-            return;
-        }
-        batch.forEach((unit, i) => {
-            const o = result[i]!;
-            if (o.ok) unit.resolve(o.value);
-            else unit.reject(o.error);
-        });
+        return this.commits.run(work);
     }
 
     // ---- flow control ----

@@ -112,31 +112,19 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
         state = (await handler(binding, ctx)) as OrchestratorState;
     } catch (e: unknown) {
         const failed = parseFailure(e, req.name);
-        appended.push(event(EventType.OrchestratorCompleted, req.now));
-        appended.push(
-            event(EventType.ExecutionCompleted, req.now, {
-                OrchestrationStatus: 'Failed',
-                Result: toJson(failed.error),
-            }),
-        );
-        return { outcome: failed, appended, work: [], cancelledTimers: [], customStatus: failed.customStatus };
+        return failedEpisode(appended, req.now, failed.error, failed.customStatus);
     }
 
     const tracked = executorOf(ctx)?.meshTracked ?? new Map<number, SdkTask>();
     const mismatch = checkDeterminism(req.past, tracked);
     if (mismatch) {
-        const error = `Non-deterministic workflow detected: ${mismatch}`;
-        appended.push(event(EventType.OrchestratorCompleted, req.now));
-        appended.push(
-            event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(error) }),
-        );
-        return {
-            outcome: { status: 'failed', error, nonDeterministic: true },
+        return failedEpisode(
             appended,
-            work: [],
-            cancelledTimers: [],
-            customStatus: state.customStatus,
-        };
+            req.now,
+            `Non-deterministic workflow detected: ${mismatch}`,
+            state.customStatus,
+            true,
+        );
     }
 
     const scheduled = new Set(req.past.filter((e) => SCHEDULING_EVENTS.has(e.EventType)).map((e) => e.EventId));
@@ -174,17 +162,7 @@ export async function runEpisode(handler: OrchestrationHandler, req: EpisodeRequ
     if (diverged >= 0) {
         const e = sent[diverged]!;
         const error = `Non-deterministic workflow detected: signal #${diverged} was '${e.Name ?? ''}' to ${e.InstanceId ?? ''} in history but the replayed code sent ${signals[diverged] ? `'${signals[diverged].operation ?? ''}' to ${signals[diverged].instanceId ?? ''}` : 'nothing'}.`;
-        appended.push(event(EventType.OrchestratorCompleted, req.now));
-        appended.push(
-            event(EventType.ExecutionCompleted, req.now, { OrchestrationStatus: 'Failed', Result: toJson(error) }),
-        );
-        return {
-            outcome: { status: 'failed', error, nonDeterministic: true },
-            appended,
-            work: [],
-            cancelledTimers: [],
-            customStatus: state.customStatus,
-        };
+        return failedEpisode(appended, req.now, error, state.customStatus, true);
     }
     for (const signal of signals.slice(sent.length)) {
         const requestId = req.newRequestId();
@@ -478,4 +456,23 @@ function parseFailure(e: unknown, name: string): { status: 'failed'; error: stri
         }
     }
     return { status: 'failed', error: `Orchestrator function '${name}' failed: ${message}` };
+}
+
+/** An episode that ends the instance as Failed: the completion events appended, no work scheduled. */
+function failedEpisode(
+    appended: HistoryEvent[],
+    now: Date,
+    error: string,
+    customStatus: unknown,
+    nonDeterministic = false,
+): EpisodeResult {
+    appended.push(event(EventType.OrchestratorCompleted, now));
+    appended.push(event(EventType.ExecutionCompleted, now, { OrchestrationStatus: 'Failed', Result: toJson(error) }));
+    return {
+        outcome: { status: 'failed', error, ...(nonDeterministic ? { nonDeterministic } : {}) },
+        appended,
+        work: [],
+        cancelledTimers: [],
+        customStatus,
+    };
 }
