@@ -2,6 +2,7 @@
  * Typed, frozen configuration parsed once from the environment. This module is the only reader of
  * `process.env` for these keys, so a misconfigured host fails at startup with every missing key named.
  */
+import { join, resolve } from 'node:path';
 
 /** Where bearer tokens come from and how to read them. */
 export interface AuthConfig {
@@ -41,6 +42,7 @@ export function authConfig(): AuthConfig {
 export function resetConfigForTests(): void {
     cachedAuth = undefined;
     cachedStore = undefined;
+    cachedLinks = undefined;
 }
 
 /** Where runs, audit and policies are kept. */
@@ -62,4 +64,43 @@ export function parseStoreConfig(env: Env): StoreConfig {
 export function storeConfig(): StoreConfig {
     cachedStore ??= parseStoreConfig(process.env);
     return cachedStore;
+}
+
+/** Where approval-link signing keys come from. */
+export interface LinkConfig {
+    /** The secret holding the key set: JSON `{ "current": <private JWK>, "previous"?: <private JWK> }`. */
+    readonly keysSecret: string;
+    /**
+     * Local operation only: the directory of `link-keys.json`, which the host creates when no secret holds the
+     * keys (`MESH_KEYS_DIR`, else `.mesh-data/keys` with the embedded store). Undefined on Azure: the secret is
+     * required there.
+     */
+    readonly keysDir: string | undefined;
+    /** `local.settings.json`, whose `Values` the local secret store reads after the environment. */
+    readonly settingsFile: string;
+}
+
+let cachedLinks: LinkConfig | undefined;
+
+export function parseLinkConfig(env: Env, cwd = process.cwd()): LinkConfig {
+    const dir = env.MESH_KEYS_DIR?.trim();
+    const local = parseStoreConfig(env).kind === 'embedded';
+    return Object.freeze({
+        keysSecret: env.MESH_LINK_KEYS_SECRET?.trim() || 'mesh-link-keys',
+        keysDir: dir ? resolve(cwd, dir) : local ? join(cwd, '.mesh-data', 'keys') : undefined,
+        settingsFile: join(cwd, 'local.settings.json'),
+    });
+}
+
+export function linkConfig(): LinkConfig {
+    cachedLinks ??= parseLinkConfig(process.env);
+    return cachedLinks;
+}
+
+/**
+ * The environment, as the local secret store reads it (live, not a copy: on Azure, Key Vault references in app
+ * settings arrive here too).
+ */
+export function secretEnvironment(): Env {
+    return process.env;
 }

@@ -2,13 +2,27 @@
  * The composition root: builds each adapter once per process, lazily, from configuration. Triggers and
  * activities take what they need from here; tests pass fakes to the handler factories instead.
  */
-import type { AuditLog, EngineClient, PolicyStore, RunStore } from '../domain/ports';
+import type {
+    AuditLog,
+    EngineClient,
+    EventOutbox,
+    LinkSigner,
+    LinkUses,
+    PolicyStore,
+    RunStore,
+    SecretStore,
+} from '../domain/ports';
 import type { StepPorts } from '../domain/steps';
 import { JwtAuthenticator } from './auth/jwtAuthenticator';
-import { authConfig, storeConfig } from './config';
+import { authConfig, linkConfig, secretEnvironment, storeConfig } from './config';
 import { openEmbeddedStores } from './embedded/sqliteStores';
 import { engineConfig } from './engines/config';
 import { HttpEngineClient } from './engines/httpEngineClient';
+import { eventGridConfig } from './eventGrid/config';
+import { EventDispatcher } from './eventGrid/dispatcher';
+import { EventGridPublisher } from './eventGrid/eventGridPublisher';
+import { JoseLinkSigner, linkKeySource } from './links/joseLinkSigner';
+import { LocalSettingsSecretStore } from './secrets/localSettingsSecretStore';
 
 export interface Deps {
     runs: RunStore;
@@ -18,6 +32,16 @@ export interface Deps {
     engine: EngineClient;
     steps: StepPorts;
     now: () => Date;
+    /** Lifecycle events waiting to be published (written with their audit records). */
+    outbox: EventOutbox;
+    /** Publishes the outbox to Event Grid; undefined when EVENTGRID_ENDPOINT is not set. Built on first use. */
+    readonly events: EventDispatcher | undefined;
+    /** Which approval links were used (a link works once). */
+    linkUses: LinkUses;
+    /** Signs and verifies approval-link tokens with the keys from `secrets` (locally: the key file). Built on first use. */
+    readonly links: LinkSigner;
+    /** Named secrets: the environment, then local.settings.json (no Key Vault adapter in this build). */
+    secrets: SecretStore;
 }
 
 let built: Deps | undefined;
@@ -30,7 +54,21 @@ export function deps(): Deps {
 function build(): Deps {
     const store = storeConfig();
     if (store.kind !== 'embedded') throw new Error(`MESH_STORE=${store.kind} is not available in this build.`);
-    const { runs, audit, policies } = openEmbeddedStores(store.dataDir);
+    const { runs, audit: stored, policies, outbox, linkUses } = openEmbeddedStores(store.dataDir);
+    const secrets = new LocalSettingsSecretStore(secretEnvironment(), linkConfig().settingsFile);
+    let links: LinkSigner | undefined;
+    // Every append nudges the dispatcher (once it runs), so events go out at once rather than at the next timer tick.
+    let events: { dispatcher: EventDispatcher | undefined } | undefined;
+    const audit: AuditLog = {
+        append: async (event) => {
+            const record = await stored.append(event);
+            events?.dispatcher?.nudge();
+            return record;
+        },
+        list: (runId, limit, token) => stored.list(runId, limit, token),
+        latest: (runId, limit) => stored.latest(runId, limit),
+        all: (runId) => stored.all(runId),
+    };
     let engine: EngineClient | undefined;
     const lazyEngine: EngineClient = { invoke: (req) => (engine ??= new HttpEngineClient(engineConfig())).invoke(req) };
     let auth: JwtAuthenticator | undefined;
@@ -45,5 +83,23 @@ function build(): Deps {
         engine: lazyEngine,
         steps: { runs, audit, engine: lazyEngine, now },
         now,
+        outbox,
+        get events() {
+            events ??= { dispatcher: buildDispatcher(outbox) };
+            return events.dispatcher;
+        },
+        linkUses,
+        get links() {
+            return (links ??= new JoseLinkSigner(linkKeySource(secrets, linkConfig())));
+        },
+        secrets,
     };
+}
+
+function buildDispatcher(outbox: EventOutbox): EventDispatcher | undefined {
+    const config = eventGridConfig();
+    if (!config) return undefined;
+    return new EventDispatcher(outbox, new EventGridPublisher(config), {
+        log: (level, message) => (level === 'error' ? console.error(message) : console.warn(message)),
+    });
 }

@@ -3,6 +3,8 @@
  * Cosmos DB for stores, HTTP for engines); one contract suite per port runs against every adapter.
  */
 import { AuditRecord, NewAuditEvent } from './audit';
+import type { MeshCloudEvent } from './events';
+import type { LinkClaims } from './links';
 import { RunStatus, Stage } from './pipeline';
 import { VersionedPolicy } from './policy';
 import { CheckpointPolicy } from './policy';
@@ -61,6 +63,36 @@ export interface AuditLog {
     all(runId: string): AsyncIterable<AuditRecord>;
 }
 
+/** An audit record that still has to go out as an event (domain/events.ts maps it). */
+export interface OutboxEntry {
+    /** The event id, `${runId}:${seq}` (domain/events.ts eventIdOf). */
+    id: string;
+    runId: string;
+    seq: number;
+    record: AuditRecord;
+}
+
+/**
+ * The transactional outbox of lifecycle events. A store writes an entry in the same transaction as the audit
+ * record of every SPEC event (not `policy.updated`), so a state change is never durable without its event, nor
+ * the other way round; a dispatcher publishes the entries and then marks them published.
+ */
+export interface EventOutbox {
+    /** Up to `limit` unpublished entries, oldest first: in recording order, so in `seq` order within a run. */
+    pending(limit: number): Promise<OutboxEntry[]>;
+    /** Forgets published entries. Idempotent: ids already marked (or unknown) are ignored. */
+    markPublished(ids: readonly string[]): Promise<void>;
+}
+
+/** Where lifecycle events go (Event Grid on Azure and on the embedded host alike). */
+export interface EventPublisher {
+    /**
+     * Publishes the events as one batch, in order. Resolves once the batch was accepted; throws otherwise, and then
+     * none of it counts as published (it is sent again, whole or in part, so consumers de-duplicate by event id).
+     */
+    publish(events: readonly MeshCloudEvent[]): Promise<void>;
+}
+
 export interface PolicyStore {
     /** The current policy (the default one until someone saves another). */
     get(): Promise<VersionedPolicy>;
@@ -89,4 +121,31 @@ export type EngineResult =
 export interface EngineClient {
     /** Throws on a transient failure (timeout, 5xx, connection), so the caller's retry policy applies. */
     invoke(req: EngineRequest): Promise<EngineResult>;
+}
+
+/**
+ * Signs and verifies approval-link tokens. `verify` checks the signature against the current key set (a link
+ * signed by a rotated-out previous key stays valid until it expires) and returns the claims.
+ */
+export interface LinkSigner {
+    sign(claims: LinkClaims): Promise<string>;
+    /**
+     * Throws `LinkInvalidError` for anything malformed, tampered, signed by an unknown key or of the wrong type,
+     * and `LinkExpiredError` for a genuine link past its `exp`.
+     */
+    verify(token: string): Promise<LinkClaims>;
+}
+
+/** Which approval links were used: a link works once, across processes and restarts. */
+export interface LinkUses {
+    /** Marks `jti` used at `at` (ISO time): true the first time, false ever after, even under concurrency. */
+    use(jti: string, at: string): Promise<boolean>;
+    /** Whether `jti` was used; changes nothing (the confirm page reads it). */
+    used(jti: string): Promise<boolean>;
+}
+
+/** Named secrets (Key Vault on Azure; environment and local.settings.json locally). */
+export interface SecretStore {
+    /** The secret's current value, or undefined when there is no such secret. */
+    get(name: string): Promise<string | undefined>;
 }

@@ -17,6 +17,8 @@ import { OrchestrationHandler } from './durable/replay';
 import { DurableStore } from './durable/store';
 import { startEngineProcess } from './engines/process';
 import { simulatorOptionsFromEnv } from './engines/simulator';
+import { EVENTGRID_PATH, LocalEventGrid } from './eventGrid/localEventGrid';
+import { retryScaleFromEnv, subscriptionsFromEnv } from './eventGrid/subscriptions';
 import { HostConfig } from './hostConfig';
 import { createRequestListener, startingListener } from './http/server';
 import { keysDirFrom, loadOrCreateSigningKey, LOCAL_AUDIENCE, LOCAL_ISSUER, publicJwks } from './identity';
@@ -29,6 +31,8 @@ export interface RunningHost {
     port: number;
     engine: DurableEngine;
     store: DurableStore;
+    /** The local Event Grid topic the app publishes its lifecycle events to. */
+    eventGrid: LocalEventGrid;
     functionKey: string;
     functions: string[];
     /** The simulated engines' URLs, when the host runs them. */
@@ -60,6 +64,18 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     process.env.AUTH_AUDIENCE ??= LOCAL_AUDIENCE;
     process.env.AUTH_JWKS_URI ??= `${origin}${JWKS_PATH}`;
     process.env.MESH_DATA_DIR = config.dataDir;
+    // The local Event Grid topic; the app publishes to it as to Azure's, unless its settings name another topic.
+    const eventGrid = new LocalEventGrid({
+        dataDir: config.dataDir,
+        sqliteSync: config.sqliteSync,
+        subscriptions: subscriptionsFromEnv(process.env, config.root),
+        retryScale: retryScaleFromEnv(process.env),
+        log,
+    });
+    if (!process.env.EVENTGRID_ENDPOINT?.trim()) {
+        process.env.EVENTGRID_ENDPOINT = `${origin}${EVENTGRID_PATH}`;
+        process.env.EVENTGRID_KEY = eventGrid.key;
+    }
     // The five mesh engines: simulated locally unless the settings point at real ones.
     const engines = process.env.ENGINE_URL_GENERATION
         ? undefined
@@ -87,10 +103,11 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         routePrefix: config.routePrefix,
         functionKey,
         hostRoutes: { [JWKS_PATH]: () => ({ status: 200, body: jwks }) },
+        hostHandlers: { [EVENTGRID_PATH]: eventGrid.handle },
         log,
     });
 
-    const adapters = triggerAdapters();
+    const adapters = triggerAdapters({ eventGrid });
     const host = { registry, clientData: () => clientData, log, dataDir: config.dataDir };
     for (const adapter of adapters) await adapter.start(registry.byTriggerType(adapter.type), host);
     const served = new Set(['httptrigger', ...BUILT_IN_TRIGGERS, ...adapters.map((a) => a.type.toLowerCase())]);
@@ -101,6 +118,12 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
                 `host: function '${f.name}' has trigger type '${f.trigger.type}', which the embedded host does not serve yet.`,
             );
     }
+    eventGrid.start();
+    const subscriptions = eventGrid.subscriptionNames();
+    log(
+        'information',
+        `host: local Event Grid topic ${origin}${EVENTGRID_PATH}; subscriptions: ${subscriptions.join(', ') || 'none'}`,
+    );
     engine.start();
     for (const hook of registry.hooks.get('appStart') ?? []) await hook({ hookData: {}, appHookData: {} });
 
@@ -110,6 +133,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         port,
         engine,
         store,
+        eventGrid,
         functionKey,
         functions: [...registry.functions.keys()],
         ...(engines ? { engineUrls: engines.urls } : {}),
@@ -126,6 +150,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
             });
             for (const adapter of adapters) await adapter.stop();
             await engine.stop();
+            await eventGrid.stop();
             await engines?.stop();
             for (const hook of registry.hooks.get('appTerminate') ?? []) await hook({ hookData: {}, appHookData: {} });
             store.close();

@@ -13,14 +13,28 @@ import Database from 'better-sqlite3';
 
 import { AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors';
+import { eventIdOf, isPublished } from '../../domain/events';
 import { CheckpointPolicy, DEFAULT_POLICY, VersionedPolicy } from '../../domain/policy';
-import { AuditLog, Page, PolicyStore, RunFilter, RunStore } from '../../domain/ports';
+import {
+    AuditLog,
+    EventOutbox,
+    LinkUses,
+    OutboxEntry,
+    Page,
+    PolicyStore,
+    RunFilter,
+    RunStore,
+} from '../../domain/ports';
 import { RunDoc } from '../../domain/run';
 
 export interface EmbeddedStores {
     runs: RunStore;
     audit: AuditLog;
     policies: PolicyStore;
+    /** Lifecycle events still to publish, written with their audit records. */
+    outbox: EventOutbox;
+    /** Which approval links were used (a link works once). */
+    linkUses: LinkUses;
     /** Closes the database; the stores must not be used afterwards. */
     close(): void;
 }
@@ -77,12 +91,26 @@ BEGIN
     SELECT RAISE(ABORT, 'audit records are append-only');
 END;
 
+-- The event outbox: one row per audit record of a SPEC event, written in the same transaction as the record,
+-- deleted once published. pos is the recording order (so seq order within a run); the record is read from audit.
+CREATE TABLE IF NOT EXISTS outbox (
+    pos INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS policies (
     version INTEGER PRIMARY KEY,
     policy TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     updated_by TEXT NOT NULL
 );
+
+CREATE TABLE IF NOT EXISTS link_uses (
+    jti TEXT PRIMARY KEY,
+    used_at TEXT NOT NULL
+) WITHOUT ROWID;
 `;
 
 /** Opens (creating if needed) `<dataDir>/app.sqlite` and the three stores over it. */
@@ -107,6 +135,8 @@ export function openEmbeddedStores(dataDir: string): EmbeddedStores {
         runs: new SqliteRunStore(db, commits),
         audit: new SqliteAuditLog(db, commits),
         policies: new SqlitePolicyStore(db, commits),
+        linkUses: new SqliteLinkUses(db, commits),
+        outbox: new SqliteEventOutbox(db, commits),
         close: () => db.close(),
     };
 }
@@ -447,6 +477,7 @@ class SqliteAuditLog implements AuditLog {
                 'SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT 1',
             ),
             insert: db.prepare('INSERT INTO audit (run_id, seq, event_id, at, record) VALUES (?, ?, ?, ?, ?)'),
+            enqueue: db.prepare('INSERT INTO outbox (id, run_id, seq) VALUES (?, ?, ?)'),
             latest: db.prepare<[string, number], { record: string }>(
                 'SELECT record FROM audit WHERE run_id = ? ORDER BY seq DESC LIMIT ?',
             ),
@@ -456,7 +487,10 @@ class SqliteAuditLog implements AuditLog {
         };
     }
 
-    /** Masks PII in `details` first, so what is hashed is what is stored (and what readers see). */
+    /**
+     * Masks PII in `details` first, so what is hashed is what is stored (and what readers see). A SPEC event's record
+     * also enters the outbox, in the same transaction: the record and its event are durable together or not at all.
+     */
     append(event: NewAuditEvent): Promise<AuditRecord> {
         return this.commits.run(() => {
             const stored = this.stmt.byEventId.get(event.runId, event.eventId);
@@ -465,6 +499,8 @@ class SqliteAuditLog implements AuditLog {
             const masked = event.details === undefined ? event : { ...event, details: maskPii(event.details) };
             const record = chainNext(last ? parseRecord(last) : undefined, masked);
             this.stmt.insert.run(record.runId, record.seq, record.eventId, record.at, JSON.stringify(record));
+            if (isPublished(record.type))
+                this.stmt.enqueue.run(eventIdOf(record.runId, record.seq), record.runId, record.seq);
             return record;
         });
     }
@@ -505,6 +541,49 @@ class SqliteAuditLog implements AuditLog {
 
 function parseRecord(row: { record: string }): AuditRecord {
     return JSON.parse(row.record) as AuditRecord;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Event outbox
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Cap on one `pending` read. */
+export const MAX_OUTBOX_PAGE = 1000;
+
+class SqliteEventOutbox implements EventOutbox {
+    private readonly stmt;
+
+    constructor(
+        db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
+        this.stmt = {
+            pending: db.prepare<[number], { id: string; run_id: string; seq: number; record: string }>(
+                `SELECT o.id, o.run_id, o.seq, a.record FROM outbox o
+                 JOIN audit a ON a.run_id = o.run_id AND a.seq = o.seq
+                 ORDER BY o.pos LIMIT ?`,
+            ),
+            remove: db.prepare<[string]>('DELETE FROM outbox WHERE id = ?'),
+        };
+    }
+
+    pending(limit: number): Promise<OutboxEntry[]> {
+        return promised(() =>
+            this.stmt.pending.all(clampLimit(limit, MAX_OUTBOX_PAGE)).map((row) => ({
+                id: row.id,
+                runId: row.run_id,
+                seq: row.seq,
+                record: parseRecord(row),
+            })),
+        );
+    }
+
+    markPublished(ids: readonly string[]): Promise<void> {
+        if (!ids.length) return Promise.resolve();
+        return this.commits.run(() => {
+            for (const id of ids) this.stmt.remove.run(id);
+        });
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -569,4 +648,31 @@ function policyBody(policy: CheckpointPolicy): CheckpointPolicy {
         ...body
     } = policy as Partial<VersionedPolicy> & CheckpointPolicy;
     return body;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Approval link uses: one row per used link. The primary key decides who wins: of any number of uses of one link,
+// from any process, exactly one inserts the row.
+// ---------------------------------------------------------------------------------------------------------------
+
+class SqliteLinkUses implements LinkUses {
+    private readonly stmt;
+
+    constructor(
+        db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
+        this.stmt = {
+            insert: db.prepare<[string, string]>('INSERT OR IGNORE INTO link_uses (jti, used_at) VALUES (?, ?)'),
+            get: db.prepare<[string], { ok: number }>('SELECT 1 AS ok FROM link_uses WHERE jti = ?'),
+        };
+    }
+
+    use(jti: string, at: string): Promise<boolean> {
+        return this.commits.run(() => this.stmt.insert.run(jti, isoOf(at, 'at')).changes === 1);
+    }
+
+    used(jti: string): Promise<boolean> {
+        return promised(() => this.stmt.get.get(jti) !== undefined);
+    }
 }

@@ -24,6 +24,8 @@ export interface HostServerOptions {
     functionKey: string;
     /** Extra host-level routes (e.g. the local identity provider's JWKS). */
     hostRoutes: Record<string, () => { status: number; body: unknown }>;
+    /** Host-level endpoints that answer raw requests of any method themselves (e.g. the local Event Grid topic). */
+    hostHandlers?: Record<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
     log: HostLog;
     maxBodyBytes?: number;
 }
@@ -62,6 +64,8 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
     async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
         const url = new URL(req.url ?? '/', 'http://host');
         const method = (req.method ?? 'GET').toUpperCase();
+        const raw = o.hostHandlers?.[url.pathname];
+        if (raw) return raw(req, res);
         const host = o.hostRoutes[url.pathname];
         if (host && method === 'GET') {
             const r = host();

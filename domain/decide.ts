@@ -1,0 +1,97 @@
+/**
+ * Deciding a checkpoint, whichever way the decision arrives (the API, or a signed link): who may, whether the
+ * checkpoint takes decisions now, and the event that carries the decision to the workflow. Nothing here changes
+ * state; the caller raises the event (and a link consumes itself first).
+ */
+import { randomUUID } from 'node:crypto';
+
+import { type DecisionEvent, decisionEvent } from '../orchestrators/meshPipeline/contract';
+import { ConflictError, NotFoundError } from './errors';
+import type { RunStore } from './ports';
+import type { Principal } from './principal';
+import type { Decision } from './quorum';
+import { assertCanDecide, visibleRun } from './rbac';
+import { type CheckpointState, type RunDoc, runIdOfCheckpoint } from './run';
+
+export interface DecisionRequest {
+    decision: Decision;
+    comment?: string;
+}
+
+/** Where a decision came from; recorded with it and shown in the audit trail. */
+export type DecisionChannel = DecisionEvent['channel'];
+
+export interface DecisionOutcome {
+    run: RunDoc;
+    checkpoint: CheckpointState;
+    event: DecisionEvent;
+    /** The external event name the workflow waits on for this checkpoint (see `decisionEvent`). */
+    eventName: string;
+}
+
+/**
+ * The checks of a decision against a run already read: the caller must see the run (else NOT_FOUND, as for a run
+ * that does not exist), the checkpoint must exist, the caller must be allowed to decide it (required role, team,
+ * never the submitter), it must be open while the run awaits approval, and one person approves once.
+ */
+export function assertDecidable(
+    p: Principal,
+    run: RunDoc | undefined,
+    checkpointId: string,
+    decision: Decision,
+): { run: RunDoc; checkpoint: CheckpointState } {
+    const runId = runIdOfCheckpoint(checkpointId);
+    if (runId === undefined || (run !== undefined && run.id !== runId))
+        throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
+    const visible = visibleRun(p, run, runId);
+    const checkpoint = visible.checkpoints.find((c) => c.checkpointId === checkpointId);
+    if (!checkpoint) throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
+    assertCanDecide(p, visible, checkpoint);
+    if (checkpoint.status !== 'Open' && checkpoint.status !== 'Escalated')
+        throw new ConflictError(`The checkpoint is ${checkpoint.status}, not open for decisions.`);
+    if (visible.status !== 'AwaitingApproval')
+        throw new ConflictError(`The run is ${visible.status}; decisions are taken while it awaits approval.`);
+    if (decision === 'approve' && checkpoint.decisions.some((d) => d.actorId === p.id && d.decision === 'approve'))
+        throw new ConflictError('You have already approved this checkpoint; one person counts once toward the quorum.');
+    return { run: visible, checkpoint };
+}
+
+/**
+ * Reads the checkpoint's run, checks the decision (`assertDecidable`) and builds the event that delivers it. The
+ * caller raises `event` on `eventName` for `run.id`; a retried raise of the same event counts once (decisionId).
+ */
+export async function decideCheckpoint(
+    ports: { runs: Pick<RunStore, 'get'> },
+    principal: Principal,
+    checkpointId: string,
+    request: DecisionRequest,
+    channel: DecisionChannel,
+    correlationID: string,
+): Promise<DecisionOutcome> {
+    const runId = runIdOfCheckpoint(checkpointId);
+    const stored = runId === undefined ? undefined : await ports.runs.get(runId);
+    const { run, checkpoint } = assertDecidable(principal, stored, checkpointId, request.decision);
+    return decisionOutcome(principal, run, checkpoint, request, channel, correlationID);
+}
+
+/** The event delivering a decision that passed `assertDecidable`, and the name to raise it on. */
+export function decisionOutcome(
+    principal: Principal,
+    run: RunDoc,
+    checkpoint: CheckpointState,
+    request: DecisionRequest,
+    channel: DecisionChannel,
+    correlationID: string,
+): DecisionOutcome {
+    const event: DecisionEvent = {
+        decisionId: randomUUID(),
+        checkpointId: checkpoint.checkpointId,
+        decision: request.decision,
+        actorId: principal.id,
+        ...(principal.name ? { actorName: principal.name } : {}),
+        ...(request.comment ? { comment: request.comment } : {}),
+        channel,
+        correlationID,
+    };
+    return { run, checkpoint, event, eventName: decisionEvent(checkpoint.checkpointId, checkpoint.escalated) };
+}

@@ -1,0 +1,48 @@
+import { randomUUID } from 'node:crypto';
+
+import { app, HttpRequest, type HttpResponseInit, InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
+
+import { type Deps, deps } from '../../adapters/deps';
+import { confirmPage, decidedPage, errorPage, readLinkComment } from '../../adapters/http/approvalPages';
+import { durableClient } from '../../adapters/http/request';
+import { correlationIdFrom } from '../../domain/correlation';
+import { decideByLink, reviewLink } from '../../domain/links';
+
+export type ApprovalLinkDeps = Pick<Deps, 'links' | 'linkUses' | 'runs' | 'now'>;
+
+/**
+ * GET|HEAD /approvals/{token}: the confirm page of a signed approval link; changes nothing (mail scanners pre-fetch
+ * links). POST: records the decision the link was issued for, as its approver, once. Answers are HTML pages, errors
+ * included (SPEC: not enveloped).
+ */
+export async function approvalLink(
+    req: HttpRequest,
+    ctx: InvocationContext,
+    d: ApprovalLinkDeps,
+): Promise<HttpResponseInit> {
+    const correlationID = correlationIdFrom(req.headers, randomUUID);
+    try {
+        const claims = await d.links.verify(req.params.token ?? '');
+        if (req.method !== 'POST') return confirmPage(await reviewLink(d, claims), correlationID);
+        const comment = await readLinkComment(req);
+        const outcome = await decideByLink(d, claims, comment, correlationID);
+        try {
+            await durableClient(ctx).raiseEvent(outcome.run.id, outcome.eventName, outcome.event);
+        } catch (e: unknown) {
+            ctx.error(`[${correlationID}] link ${claims.jti} was used but its decision was not delivered`);
+            throw e;
+        }
+        return decidedPage(outcome, claims, correlationID);
+    } catch (e: unknown) {
+        return errorPage(e, ctx, correlationID);
+    }
+}
+
+app.http('approvalLink', {
+    route: 'approvals/{token}',
+    methods: ['GET', 'HEAD', 'POST'],
+    authLevel: 'anonymous',
+    extraInputs: [df.input.durableClient()],
+    handler: (req, ctx) => approvalLink(req, ctx, deps()),
+});
