@@ -2,6 +2,7 @@
  * timerTrigger: NCRONTAB schedules (six fields, seconds first, as Azure Functions uses) and TimeSpan
  * schedules ("hh:mm:ss"), `runOnStartup`, and the `Timer` object (`isPastDue`, `scheduleStatus`).
  */
+import type { Timer } from '@azure/functions';
 import { CronExpressionParser } from 'cron-parser';
 
 import { FunctionRegistration } from '../functionsCore';
@@ -37,8 +38,10 @@ export class TimerTriggerAdapter implements TriggerAdapter {
                 const now = new Date();
                 const ctx = invocationContext(host.registry, f, host.clientData(), host.log);
                 const next = nextOccurrence(schedule, now);
-                const timer = {
+                // The Timer object as the Functions host passes it (UTC schedules: no DST adjustment).
+                const timer: Timer = {
                     isPastDue: now.getTime() - due.getTime() > 1_000,
+                    schedule: { adjustForDST: false },
                     scheduleStatus: {
                         last: (last ?? due).toISOString(),
                         next: next.toISOString(),
