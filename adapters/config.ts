@@ -43,6 +43,7 @@ export function resetConfigForTests(): void {
     cachedAuth = undefined;
     cachedStore = undefined;
     cachedLinks = undefined;
+    cachedNotify = undefined;
 }
 
 /** Where runs, audit and policies are kept. */
@@ -103,4 +104,59 @@ export function linkConfig(): LinkConfig {
  */
 export function secretEnvironment(): Env {
     return process.env;
+}
+
+/** Where notifications go (issue 4): the directory, the channels' endpoints and the links' public origin. */
+export interface NotifyConfig {
+    /** A JSON directory file (`MESH_DIRECTORY`); undefined: the built-in sample directory. */
+    readonly directoryFile: string | undefined;
+    /** The origin approval links point at: `PUBLIC_BASE_URL`, else the host's own (`WEBSITE_HOSTNAME`). */
+    readonly publicBaseUrl: string | undefined;
+    readonly smtp: { host: string; port: number; user?: string; password?: string } | undefined;
+    readonly mailFrom: string;
+    readonly teamsWebhookUrl: string | undefined;
+    readonly slackWebhookUrl: string | undefined;
+    readonly webhookUrl: string | undefined;
+    readonly webhookSecret: string | undefined;
+    /** Local operation (embedded store): every message is also kept in `<outboxDir>/outbox.jsonl`. */
+    readonly outboxDir: string | undefined;
+}
+
+let cachedNotify: NotifyConfig | undefined;
+
+export function parseNotifyConfig(env: Env, cwd = process.cwd()): NotifyConfig {
+    const text = (k: string): string | undefined => env[k]?.trim() || undefined;
+    const store = parseStoreConfig(env);
+    const directory = text('MESH_DIRECTORY');
+    const host = text('WEBSITE_HOSTNAME');
+    const smtpHost = text('SMTP_HOST');
+    const port = Number(text('SMTP_PORT') ?? '587');
+    if (smtpHost && !(Number.isInteger(port) && port > 0 && port < 65_536))
+        throw new Error(`SMTP_PORT must be a TCP port, got '${env.SMTP_PORT}'.`);
+    const user = text('SMTP_USER');
+    const password = text('SMTP_PASSWORD');
+    return Object.freeze({
+        directoryFile: directory ? resolve(cwd, directory) : undefined,
+        publicBaseUrl: (text('PUBLIC_BASE_URL') ?? (host ? originOf(host) : undefined))?.replace(/\/+$/, ''),
+        smtp: smtpHost
+            ? { host: smtpHost, port, ...(user ? { user } : {}), ...(password ? { password } : {}) }
+            : undefined,
+        mailFrom: text('MAIL_FROM') ?? 'Mesh Orchestrator <mesh@localhost>',
+        teamsWebhookUrl: text('TEAMS_WEBHOOK_URL'),
+        slackWebhookUrl: text('SLACK_WEBHOOK_URL'),
+        webhookUrl: text('NOTIFY_WEBHOOK_URL'),
+        webhookSecret: text('NOTIFY_WEBHOOK_SECRET'),
+        outboxDir: store.kind === 'embedded' ? resolve(cwd, store.dataDir) : undefined,
+    });
+}
+
+/** `WEBSITE_HOSTNAME` is a bare host (and port): loopback is the embedded host over http, anything else https. */
+function originOf(host: string): string {
+    const local = /^(localhost|127\.\d+\.\d+\.\d+|\[::1\])(:\d+)?$/i.test(host);
+    return `${local ? 'http' : 'https'}://${host}`;
+}
+
+export function notifyConfig(): NotifyConfig {
+    cachedNotify ??= parseNotifyConfig(process.env);
+    return cachedNotify;
 }

@@ -2,8 +2,10 @@
  * The composition root: builds each adapter once per process, lazily, from configuration. Triggers and
  * activities take what they need from here; tests pass fakes to the handler factories instead.
  */
+import type { NotifyPorts } from '../domain/notify';
 import type {
     AuditLog,
+    Directory,
     EngineClient,
     EventOutbox,
     LinkSigner,
@@ -14,7 +16,8 @@ import type {
 } from '../domain/ports';
 import type { StepPorts } from '../domain/steps';
 import { JwtAuthenticator } from './auth/jwtAuthenticator';
-import { authConfig, linkConfig, secretEnvironment, storeConfig } from './config';
+import { authConfig, linkConfig, notifyConfig, secretEnvironment, storeConfig } from './config';
+import { JsonDirectory } from './directory/jsonDirectory';
 import { openEmbeddedStores } from './embedded/sqliteStores';
 import { engineConfig } from './engines/config';
 import { HttpEngineClient } from './engines/httpEngineClient';
@@ -22,6 +25,11 @@ import { eventGridConfig } from './eventGrid/config';
 import { EventDispatcher } from './eventGrid/dispatcher';
 import { EventGridPublisher } from './eventGrid/eventGridPublisher';
 import { JoseLinkSigner, linkKeySource } from './links/joseLinkSigner';
+import { emailNotifier } from './notify/email';
+import { MemoryNotificationLog, OutboxFile, outboxPath } from './notify/outbox';
+import { SlackNotifier } from './notify/slack';
+import { TeamsNotifier } from './notify/teams';
+import { WebhookNotifier } from './notify/webhook';
 import { LocalSettingsSecretStore } from './secrets/localSettingsSecretStore';
 
 export interface Deps {
@@ -42,6 +50,10 @@ export interface Deps {
     readonly links: LinkSigner;
     /** Named secrets: the environment, then local.settings.json (no Key Vault adapter in this build). */
     secrets: SecretStore;
+    /** Who holds which roles in which teams (locally: MESH_DIRECTORY, else the sample directory). Built on first use. */
+    readonly directory: Directory;
+    /** The notification channels, the outbox and the links' origin (issue 4). Built on first use. */
+    readonly notify: Omit<NotifyPorts, 'info' | 'warn'>;
 }
 
 let built: Deps | undefined;
@@ -72,6 +84,8 @@ function build(): Deps {
     let engine: EngineClient | undefined;
     const lazyEngine: EngineClient = { invoke: (req) => (engine ??= new HttpEngineClient(engineConfig())).invoke(req) };
     let auth: JwtAuthenticator | undefined;
+    let directory: Directory | undefined;
+    let notify: Omit<NotifyPorts, 'info' | 'warn'> | undefined;
     const now = (): Date => new Date();
     return {
         runs,
@@ -93,6 +107,35 @@ function build(): Deps {
             return (links ??= new JoseLinkSigner(linkKeySource(secrets, linkConfig())));
         },
         secrets,
+        get directory() {
+            return (directory ??= new JsonDirectory(notifyConfig().directoryFile));
+        },
+        get notify() {
+            return (notify ??= buildNotify(this));
+        },
+    };
+}
+
+function buildNotify(d: Pick<Deps, 'runs' | 'directory' | 'links' | 'now'>): Omit<NotifyPorts, 'info' | 'warn'> {
+    const cfg = notifyConfig();
+    const base = cfg.publicBaseUrl;
+    return {
+        runs: d.runs,
+        directory: d.directory,
+        links: d.links,
+        notifiers: [
+            emailNotifier(cfg),
+            new TeamsNotifier(cfg.teamsWebhookUrl),
+            new SlackNotifier(cfg.slackWebhookUrl),
+            new WebhookNotifier(cfg.webhookUrl, cfg.webhookSecret),
+        ],
+        log: cfg.outboxDir ? new OutboxFile(outboxPath(cfg.outboxDir)) : new MemoryNotificationLog(),
+        linkUrl: (token) => {
+            if (!base) throw new Error('Set PUBLIC_BASE_URL (or WEBSITE_HOSTNAME): approval links need an origin.');
+            return `${base}/approvals/${token}`;
+        },
+        localOutbox: cfg.outboxDir !== undefined,
+        now: d.now,
     };
 }
 

@@ -6,8 +6,11 @@ import { AuditRecord, NewAuditEvent } from './audit';
 import type { MeshCloudEvent } from './events';
 import type { LinkClaims } from './links';
 import { RunStatus, Stage } from './pipeline';
+import type { Channel } from './policy';
 import { VersionedPolicy } from './policy';
 import { CheckpointPolicy } from './policy';
+import type { Role } from './principal';
+import type { Decision } from './quorum';
 import { RunDoc } from './run';
 
 export interface RunFilter {
@@ -148,4 +151,74 @@ export interface LinkUses {
 export interface SecretStore {
     /** The secret's current value, or undefined when there is no such secret. */
     get(name: string): Promise<string | undefined>;
+}
+
+/** A person the directory knows: who may be notified, where, and with which roles and teams. */
+export interface Person {
+    id: string;
+    name: string;
+    email?: string;
+    /** Slack member id or handle. */
+    slack?: string;
+    /** Microsoft Teams address (UPN); `teams` is taken by the person's team memberships. */
+    msTeams?: string;
+    roles: Role[];
+    teams: string[];
+}
+
+/** Who holds which roles in which teams (Entra ID groups on Azure; a JSON file locally). */
+export interface Directory {
+    /** People holding any of `roles` who belong to `team`; a Mesh.Admin counts for every team. */
+    peopleWithRoles(roles: readonly Role[], team: string): Promise<Person[]>;
+    /** One person by id, whatever their roles (a run's submitter). */
+    person(id: string): Promise<Person | undefined>;
+}
+
+/** One notification to one person on one channel. */
+export interface NotificationMessage {
+    /** The CloudEvent that caused it, and its type (`mesh.checkpoint.opened` …). */
+    eventId: string;
+    eventType: string;
+    runId: string;
+    checkpointId: string | null;
+    recipient: Person;
+    subject: string;
+    /** Plain-text lines of the message body (each channel renders them its own way). */
+    lines: string[];
+    /** The signed approval links (approve, reject, request_info); empty for messages that ask nothing. */
+    links: { decision: Decision; url: string }[];
+}
+
+/** A channel (email, Teams, Slack, webhook). `send` resolves once delivered and throws when it failed for good. */
+export interface Notifier {
+    readonly channel: Channel;
+    /** False when the channel has no endpoint configured (locally such messages are kept in the outbox only). */
+    readonly configured: boolean;
+    /** The address the message goes to on this channel, or undefined when the person has none there. */
+    addressOf(person: Person): string | undefined;
+    send(message: NotificationMessage, to: string): Promise<void>;
+}
+
+/** What was sent (or failed for good) per (event, person, channel): a redelivered event sends nothing twice. */
+export interface NotificationLog {
+    has(key: string): Promise<boolean>;
+    record(entry: NotificationRecord): Promise<void>;
+}
+
+export interface NotificationRecord {
+    key: string;
+    at: string;
+    channel: Channel;
+    to: string;
+    subject: string;
+    runId: string;
+    checkpointId: string | null;
+    links: { decision: Decision; url: string }[];
+    status: 'sent' | 'failed';
+    error?: string;
+    /** Set when the message was not delivered anywhere but the local outbox (its channel is not configured). */
+    note?: string;
+    eventId: string;
+    eventType: string;
+    personId: string;
 }

@@ -64,6 +64,8 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     process.env.AUTH_AUDIENCE ??= LOCAL_AUDIENCE;
     process.env.AUTH_JWKS_URI ??= `${origin}${JWKS_PATH}`;
     process.env.MESH_DATA_DIR = config.dataDir;
+    // Whom notifications reach: the settings' directory, else the sample one (ava, amir, bea, ada …).
+    process.env.MESH_DIRECTORY ??= join(config.root, 'local', 'directory.sample.json');
     // The local Event Grid topic; the app publishes to it as to Azure's, unless its settings name another topic.
     const eventGrid = new LocalEventGrid({
         dataDir: config.dataDir,
