@@ -44,6 +44,8 @@ export function resetConfigForTests(): void {
     cachedStore = undefined;
     cachedLinks = undefined;
     cachedNotify = undefined;
+    cachedReminder = undefined;
+    cachedSecrets = undefined;
 }
 
 /** Where runs, audit and policies are kept. */
@@ -96,6 +98,39 @@ export function parseLinkConfig(env: Env, cwd = process.cwd()): LinkConfig {
 export function linkConfig(): LinkConfig {
     cachedLinks ??= parseLinkConfig(process.env);
     return cachedLinks;
+}
+
+/** Where named secrets come from: Key Vault when `KEY_VAULT_URL` is set, else the environment and local.settings.json. */
+export interface SecretsConfig {
+    /** `KEY_VAULT_URL` (`https://<vault>.vault.azure.net`); undefined: the local secret store. */
+    readonly keyVaultUrl: string | undefined;
+    /** How long a Key Vault secret is cached (`KEY_VAULT_CACHE_TTL_SECONDS`, default 300). */
+    readonly cacheTtlSeconds: number;
+}
+
+let cachedSecrets: SecretsConfig | undefined;
+
+export function parseSecretsConfig(env: Env): SecretsConfig {
+    const url = env.KEY_VAULT_URL?.trim() || undefined;
+    if (url !== undefined) {
+        let parsed: URL | undefined;
+        try {
+            parsed = new URL(url);
+        } catch {
+            parsed = undefined;
+        }
+        if (parsed?.protocol !== 'https:') throw new Error(`KEY_VAULT_URL must be an https URL, got '${url}'.`);
+    }
+    const ttlText = env.KEY_VAULT_CACHE_TTL_SECONDS?.trim() || '300';
+    const ttl = Number(ttlText);
+    if (!Number.isFinite(ttl) || ttl < 0)
+        throw new Error(`KEY_VAULT_CACHE_TTL_SECONDS must be a number of seconds >= 0, got '${ttlText}'.`);
+    return Object.freeze({ keyVaultUrl: url?.replace(/\/+$/, ''), cacheTtlSeconds: ttl });
+}
+
+export function secretsConfig(): SecretsConfig {
+    cachedSecrets ??= parseSecretsConfig(process.env);
+    return cachedSecrets;
 }
 
 /**
@@ -159,4 +194,34 @@ function originOf(host: string): string {
 export function notifyConfig(): NotifyConfig {
     cachedNotify ??= parseNotifyConfig(process.env);
     return cachedNotify;
+}
+
+/** When approvers are reminded of a checkpoint's deadline (issue 4). */
+export interface ReminderConfig {
+    /**
+     * The reminder timer's schedule (`MESH_REMINDER_SCHEDULE`, NCRONTAB with seconds; default every minute). Read
+     * here and passed to the trigger as is: the embedded host's timer does not resolve `%SETTING%` schedules.
+     */
+    readonly schedule: string;
+    /** A checkpoint is reminded once at most this fraction of its deadline's window remains (`MESH_REMINDER_FRACTION`). */
+    readonly fraction: number;
+}
+
+export const DEFAULT_REMINDER_SCHEDULE = '0 */1 * * * *';
+export const DEFAULT_REMINDER_FRACTION = 0.25;
+
+let cachedReminder: ReminderConfig | undefined;
+
+export function parseReminderConfig(env: Env): ReminderConfig {
+    const schedule = env.MESH_REMINDER_SCHEDULE?.trim() || DEFAULT_REMINDER_SCHEDULE;
+    const text = env.MESH_REMINDER_FRACTION?.trim();
+    const fraction = text ? Number(text) : DEFAULT_REMINDER_FRACTION;
+    if (!(Number.isFinite(fraction) && fraction > 0 && fraction < 1))
+        throw new Error(`MESH_REMINDER_FRACTION must be a number between 0 and 1 (exclusive), got '${text}'.`);
+    return Object.freeze({ schedule, fraction });
+}
+
+export function reminderConfig(): ReminderConfig {
+    cachedReminder ??= parseReminderConfig(process.env);
+    return cachedReminder;
 }

@@ -16,7 +16,7 @@ import type {
 } from '../domain/ports';
 import type { StepPorts } from '../domain/steps';
 import { JwtAuthenticator } from './auth/jwtAuthenticator';
-import { authConfig, linkConfig, notifyConfig, secretEnvironment, storeConfig } from './config';
+import { authConfig, linkConfig, notifyConfig, secretEnvironment, secretsConfig, storeConfig } from './config';
 import { JsonDirectory } from './directory/jsonDirectory';
 import { openEmbeddedStores } from './embedded/sqliteStores';
 import { engineConfig } from './engines/config';
@@ -24,6 +24,7 @@ import { HttpEngineClient } from './engines/httpEngineClient';
 import { eventGridConfig } from './eventGrid/config';
 import { EventDispatcher } from './eventGrid/dispatcher';
 import { EventGridPublisher } from './eventGrid/eventGridPublisher';
+import { keyVaultSecretStore } from './keyvault/keyVaultSecretStore';
 import { JoseLinkSigner, linkKeySource } from './links/joseLinkSigner';
 import { emailNotifier } from './notify/email';
 import { MemoryNotificationLog, OutboxFile, outboxPath } from './notify/outbox';
@@ -48,7 +49,7 @@ export interface Deps {
     linkUses: LinkUses;
     /** Signs and verifies approval-link tokens with the keys from `secrets` (locally: the key file). Built on first use. */
     readonly links: LinkSigner;
-    /** Named secrets: the environment, then local.settings.json (no Key Vault adapter in this build). */
+    /** Named secrets: Key Vault when KEY_VAULT_URL is set, else the environment, then local.settings.json. */
     secrets: SecretStore;
     /** Who holds which roles in which teams (locally: MESH_DIRECTORY, else the sample directory). Built on first use. */
     readonly directory: Directory;
@@ -67,7 +68,7 @@ function build(): Deps {
     const store = storeConfig();
     if (store.kind !== 'embedded') throw new Error(`MESH_STORE=${store.kind} is not available in this build.`);
     const { runs, audit: stored, policies, outbox, linkUses } = openEmbeddedStores(store.dataDir);
-    const secrets = new LocalSettingsSecretStore(secretEnvironment(), linkConfig().settingsFile);
+    const secrets = buildSecrets();
     let links: LinkSigner | undefined;
     // Every append nudges the dispatcher (once it runs), so events go out at once rather than at the next timer tick.
     let events: { dispatcher: EventDispatcher | undefined } | undefined;
@@ -114,6 +115,13 @@ function build(): Deps {
             return (notify ??= buildNotify(this));
         },
     };
+}
+
+/** Key Vault (cached, SDK loaded on first read) when `KEY_VAULT_URL` is set; else the local secret store. */
+function buildSecrets(): SecretStore {
+    const cfg = secretsConfig();
+    if (cfg.keyVaultUrl) return keyVaultSecretStore(cfg);
+    return new LocalSettingsSecretStore(secretEnvironment(), linkConfig().settingsFile);
 }
 
 function buildNotify(d: Pick<Deps, 'runs' | 'directory' | 'links' | 'now'>): Omit<NotifyPorts, 'info' | 'warn'> {

@@ -5,6 +5,8 @@
  *   escalation, the widened roles) in the run's team (or Mesh.Admin), never the submitter, on each of the checkpoint's
  *   channels: one message per approver per channel, with signed links for approve, reject and request_info.
  * - `checkpoint.expired` / `pipeline.failed`: the submitter, when the directory knows an address for them; no links.
+ * - Reminders (`remindApprovers`, from a timer): the approvers of a checkpoint whose deadline draws near, as for
+ *   `checkpoint.opened`, once per (checkpoint, deadline, person, channel).
  *
  * Idempotent per (event id, person, channel): what was sent or failed for good is recorded (`NotificationLog`), so a
  * redelivered event sends nothing twice. Records are not audit records (only SPEC events are); they are the outbox.
@@ -68,21 +70,8 @@ export async function notifyForEvent(ports: NotifyPorts, event: NotifiableEvent)
             ports.info(`notify: checkpoint ${checkpoint.checkpointId} is ${checkpoint.status}; no approval requests.`);
             return summary;
         }
-        const escalated = event.type === 'mesh.checkpoint.escalated';
-        const approvers = await ports.directory.peopleWithRoles(checkpoint.requiredRoles, run.metadata.team);
-        for (const person of approvers) {
-            if (person.id === run.createdBy) continue;
-            const claims = linksFor(run, checkpoint, person, undefined, { now: ports.now() });
-            if (!claims.length) continue;
-            let links: NotificationMessage['links'] | undefined;
-            const mint = async (): Promise<NotificationMessage['links']> =>
-                (links ??= await Promise.all(
-                    claims.map(async (c) => ({ decision: c.d, url: ports.linkUrl(await ports.links.sign(c)) })),
-                ));
-            const subject = `${escalated ? 'Escalated: approval' : 'Approval'} needed for "${title}" (${checkpoint.position} ${checkpoint.stage})`;
-            const lines = approvalLines(run, checkpoint, escalated);
-            await fanOut(ports, event, run, checkpoint, person, checkpoint.channels, subject, lines, mint, summary);
-        }
+        const kind = event.type === 'mesh.checkpoint.escalated' ? 'escalated' : 'opened';
+        await requestApprovals(ports, event, run, checkpoint, kind, summary);
         return summary;
     }
     const submitter = await ports.directory.person(run.createdBy);
@@ -117,10 +106,114 @@ export async function notifyForEvent(ports: NotifyPorts, event: NotifiableEvent)
     return summary;
 }
 
-function approvalLines(run: RunDoc, c: CheckpointState, escalated: boolean): string[] {
+/** Why approvers are asked: the checkpoint opened, escalated to them, or its deadline draws near. */
+type ApprovalKind = 'opened' | 'escalated' | 'reminder';
+
+/**
+ * One approval request per approver per channel: every person holding one of the checkpoint's current required
+ * roles in the run's team (or Mesh.Admin), never the submitter, with fresh signed links. `source` names what the
+ * requests answer (an event, or a reminder of one deadline); its id keys the records with person and channel.
+ */
+async function requestApprovals(
+    ports: NotifyPorts,
+    source: NotifiableEvent,
+    run: RunDoc,
+    checkpoint: CheckpointState,
+    kind: ApprovalKind,
+    summary: NotifySummary,
+): Promise<void> {
+    const title = run.metadata.title ?? run.id;
+    const approvers = await ports.directory.peopleWithRoles(checkpoint.requiredRoles, run.metadata.team);
+    for (const person of approvers) {
+        if (person.id === run.createdBy) continue;
+        const claims = linksFor(run, checkpoint, person, undefined, { now: ports.now() });
+        if (!claims.length) continue;
+        let links: NotificationMessage['links'] | undefined;
+        const mint = async (): Promise<NotificationMessage['links']> =>
+            (links ??= await Promise.all(
+                claims.map(async (c) => ({ decision: c.d, url: ports.linkUrl(await ports.links.sign(c)) })),
+            ));
+        const what = `needed for "${title}" (${checkpoint.position} ${checkpoint.stage})`;
+        const subject =
+            kind === 'reminder'
+                ? `Reminder: approval ${what}`
+                : `${kind === 'escalated' ? 'Escalated: approval' : 'Approval'} ${what}`;
+        const lines = approvalLines(run, checkpoint, kind);
+        await fanOut(ports, source, run, checkpoint, person, checkpoint.channels, subject, lines, mint, summary);
+    }
+}
+
+/** What a reminder is recorded as: one per checkpoint and deadline (an escalation's new deadline is another). */
+export const REMINDER_TYPE = 'mesh.checkpoint.reminder';
+
+/** A reminder's id: its records' keys are `<id>|<person>|<channel>`, so each (checkpoint, deadline, person, channel) is reminded once. */
+export function reminderId(c: Pick<CheckpointState, 'checkpointId' | 'deadline'>): string {
+    return `reminder:${c.checkpointId}@${c.deadline ?? ''}`;
+}
+
+/**
+ * Whether an open (or escalated) checkpoint is due a reminder at `now`: its deadline has not passed and at most
+ * `fraction` of the current deadline's window remains. The window runs from the moment the deadline was set to the
+ * deadline: `openedAt` for the first deadline, the previous deadline after an escalation (which extends the
+ * deadline by the checkpoint's timeout once); `deadline - openedAt` when the timeout is unknown.
+ */
+export function reminderDue(c: CheckpointState, now: Date, fraction: number): boolean {
+    if (!OPEN_STATES.has(c.status) || !c.deadline || !c.openedAt) return false;
+    const deadline = Date.parse(c.deadline);
+    const opened = Date.parse(c.openedAt);
+    if (!Number.isFinite(deadline) || !Number.isFinite(opened)) return false;
+    const start = c.timeoutMs > 0 ? Math.max(opened, deadline - c.timeoutMs) : opened;
+    const window = deadline - start;
+    const remaining = deadline - now.getTime();
+    return window > 0 && remaining > 0 && remaining <= window * fraction;
+}
+
+export interface ReminderSummary extends NotifySummary {
+    /** Checkpoints that were due a reminder (whether or not anything was left to send). */
+    due: number;
+}
+
+/**
+ * Reminders (issue 4): pages through the runs awaiting approval and, for each checkpoint due a reminder
+ * (`reminderDue`), asks its approvers again, as `checkpoint.opened` does, with fresh links and a subject starting
+ * with "Reminder:". Durable and idempotent through the notifications record: a later tick, or a restarted host,
+ * sends nothing twice for the same deadline. A checkpoint whose reminder throws is logged and tried again next tick.
+ */
+export async function remindApprovers(
+    ports: NotifyPorts,
+    runs: Pick<RunStore, 'list'>,
+    fraction: number,
+    pageSize = 100,
+): Promise<ReminderSummary> {
+    const summary: ReminderSummary = { sent: 0, failed: 0, skipped: 0, due: 0 };
+    const now = ports.now();
+    let token: string | undefined;
+    do {
+        const page = await runs.list({ status: ['AwaitingApproval'] }, pageSize, token);
+        for (const run of page.items) {
+            for (const checkpoint of run.checkpoints) {
+                if (!reminderDue(checkpoint, now, fraction)) continue;
+                summary.due++;
+                const source = { id: reminderId(checkpoint), type: REMINDER_TYPE };
+                try {
+                    await requestApprovals(ports, source, run, checkpoint, 'reminder', summary);
+                } catch (e: unknown) {
+                    summary.failed++;
+                    const why = e instanceof Error ? e.message : String(e);
+                    ports.warn(`notify: reminder for ${checkpoint.checkpointId} failed: ${why}`);
+                }
+            }
+        }
+        token = page.continuationToken;
+    } while (token);
+    return summary;
+}
+
+function approvalLines(run: RunDoc, c: CheckpointState, kind: ApprovalKind): string[] {
     const by = run.createdByName ?? run.createdBy;
+    const lead = { opened: 'The', escalated: 'Escalated to you: the', reminder: 'Reminder: the' }[kind];
     return [
-        `${escalated ? 'Escalated to you: the' : 'The'} run "${run.metadata.title ?? run.id}" by ${by} (team ${run.metadata.team}, risk ${run.metadata.riskLevel}) waits for approval ${c.position} the ${c.stage} stage.`,
+        `${lead} run "${run.metadata.title ?? run.id}" by ${by} (team ${run.metadata.team}, risk ${run.metadata.riskLevel}) waits for approval ${c.position} the ${c.stage} stage.`,
         `Required roles: ${c.requiredRoles.join(', ')}; approvals needed: ${c.approvals}.`,
         ...(c.deadline ? [`Decide before ${c.deadline}.`] : []),
     ];
