@@ -46,6 +46,7 @@ export function resetConfigForTests(): void {
     cachedNotify = undefined;
     cachedReminder = undefined;
     cachedSecrets = undefined;
+    cachedEventWebhook = null;
 }
 
 /** Where runs, audit and policies are kept. */
@@ -224,4 +225,44 @@ export function parseReminderConfig(env: Env): ReminderConfig {
 export function reminderConfig(): ReminderConfig {
     cachedReminder ??= parseReminderConfig(process.env);
     return cachedReminder;
+}
+
+/**
+ * The generic event webhook (issue 4): every lifecycle CloudEvent is POSTed to `MESH_EVENT_WEBHOOK_URL`, signed with
+ * `MESH_EVENT_WEBHOOK_SECRET`. Undefined when neither is set (forwarding is off).
+ */
+export interface EventWebhookConfig {
+    readonly url: string;
+    readonly secret: string;
+}
+
+/** `null`: not read yet (undefined is a valid result: forwarding off). */
+let cachedEventWebhook: EventWebhookConfig | undefined | null = null;
+
+/**
+ * Parses `MESH_EVENT_WEBHOOK_URL` and `MESH_EVENT_WEBHOOK_SECRET` without caching. Neither set: undefined. One
+ * without the other, or a URL that is not http(s), is a configuration error.
+ */
+export function parseEventWebhookConfig(env: Env): EventWebhookConfig | undefined {
+    const url = env.MESH_EVENT_WEBHOOK_URL?.trim() || undefined;
+    const secret = env.MESH_EVENT_WEBHOOK_SECRET?.trim() || undefined;
+    if (url === undefined && secret === undefined) return undefined;
+    if (url === undefined)
+        throw new Error('Missing required configuration: MESH_EVENT_WEBHOOK_URL (MESH_EVENT_WEBHOOK_SECRET is set)');
+    if (secret === undefined)
+        throw new Error('Missing required configuration: MESH_EVENT_WEBHOOK_SECRET (MESH_EVENT_WEBHOOK_URL is set)');
+    let parsed: URL | undefined;
+    try {
+        parsed = new URL(url);
+    } catch {
+        parsed = undefined;
+    }
+    if (parsed?.protocol !== 'https:' && parsed?.protocol !== 'http:')
+        throw new Error(`MESH_EVENT_WEBHOOK_URL must be an http(s) URL, got '${url}'.`);
+    return Object.freeze({ url, secret });
+}
+
+export function eventWebhookConfig(): EventWebhookConfig | undefined {
+    if (cachedEventWebhook === null) cachedEventWebhook = parseEventWebhookConfig(process.env);
+    return cachedEventWebhook;
 }

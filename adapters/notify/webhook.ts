@@ -1,53 +1,17 @@
 /**
- * Signed webhooks: the message as JSON, POSTed to `NOTIFY_WEBHOOK_URL` with
- * `X-Mesh-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>" keyed with NOTIFY_WEBHOOK_SECRET>`.
- * Receivers verify with `verifyMeshSignature` and refuse signatures older (or newer) than five minutes, so a
- * captured request cannot be replayed later. Each attempt is signed afresh.
+ * The webhook notification channel: the message as JSON, POSTed to `NOTIFY_WEBHOOK_URL` and signed with
+ * `NOTIFY_WEBHOOK_SECRET` (`X-Mesh-Signature`, see adapters/webhooks/signedWebhook.ts), with retries and backoff.
  */
-import { createHmac, timingSafeEqual } from 'node:crypto';
-
 import type { NotificationMessage, Notifier, Person } from '../../domain/ports';
-import { postWithRetry, type RetryOptions } from './http';
+import { postSignedJson, type SignedPostOptions } from '../webhooks/signedWebhook';
 import { webhookPayload } from './render';
 
-export const SIGNATURE_HEADER = 'X-Mesh-Signature';
-/** The replay window receivers allow, in seconds. */
-export const SIGNATURE_TOLERANCE_S = 300;
-
-export function signMeshPayload(body: string, secret: string, now: Date = new Date()): string {
-    const t = Math.floor(now.getTime() / 1000);
-    return `t=${t},v1=${hmac(secret, `${t}.${body}`)}`;
-}
-
-/**
- * Whether `header` is a valid signature of `body` made with `secret` within the replay window around `now`.
- * Any `v1` entry may match (a sender rotating secrets may send two); comparison is constant-time.
- */
-export function verifyMeshSignature(
-    header: string | null | undefined,
-    body: string,
-    secret: string,
-    now: Date = new Date(),
-    toleranceS = SIGNATURE_TOLERANCE_S,
-): boolean {
-    if (typeof header !== 'string' || header.length > 1024 || !secret) return false;
-    let t: number | undefined;
-    const sigs: string[] = [];
-    for (const part of header.split(',')) {
-        const [k, v, ...rest] = part.trim().split('=');
-        if (rest.length || v === undefined) return false;
-        if (k === 't' && /^\d{1,12}$/.test(v)) t = Number(v);
-        else if (k === 'v1' && /^[0-9a-f]{64}$/.test(v)) sigs.push(v);
-    }
-    if (t === undefined || !sigs.length) return false;
-    if (Math.abs(Math.floor(now.getTime() / 1000) - t) > toleranceS) return false;
-    const expected = Buffer.from(hmac(secret, `${t}.${body}`), 'hex');
-    return sigs.some((s) => timingSafeEqual(Buffer.from(s, 'hex'), expected));
-}
-
-function hmac(secret: string, data: string): string {
-    return createHmac('sha256', secret).update(data, 'utf8').digest('hex');
-}
+export {
+    SIGNATURE_HEADER,
+    SIGNATURE_TOLERANCE_S,
+    signMeshPayload,
+    verifyMeshSignature,
+} from '../webhooks/signedWebhook';
 
 export class WebhookNotifier implements Notifier {
     readonly channel = 'webhook' as const;
@@ -56,7 +20,7 @@ export class WebhookNotifier implements Notifier {
     constructor(
         private readonly url: string | undefined,
         private readonly secret: string | undefined,
-        private readonly retry: RetryOptions & { now?: () => Date } = {},
+        private readonly retry: SignedPostOptions = {},
     ) {
         this.configured = url !== undefined && secret !== undefined;
     }
@@ -69,13 +33,6 @@ export class WebhookNotifier implements Notifier {
         const { url, secret } = this;
         if (!url || !secret)
             throw new Error('the webhook is not configured (NOTIFY_WEBHOOK_URL, NOTIFY_WEBHOOK_SECRET)');
-        const body = JSON.stringify(webhookPayload(message, to));
-        const now = this.retry.now ?? (() => new Date());
-        await postWithRetry(
-            url,
-            body,
-            () => ({ [SIGNATURE_HEADER]: signMeshPayload(body, secret, now()) }),
-            this.retry,
-        );
+        await postSignedJson(url, JSON.stringify(webhookPayload(message, to)), secret, this.retry);
     }
 }
