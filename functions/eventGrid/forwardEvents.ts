@@ -40,7 +40,10 @@ export async function forwardEvents(
 // Read at load, so a misconfigured host fails at startup, naming the missing setting.
 const config = eventWebhookConfig();
 
-// The local topic and Azure deliver CloudEvents 1.0 (not the Event Grid schema the default type describes).
-app.eventGrid<unknown>('forwardEvents', {
-    handler: (event: unknown, ctx: InvocationContext) => forwardEvents(event, ctx, config),
-});
+// Registered only when configured: an unconfigured forwarder would still cost a delivery per event. The local
+// topic and Azure deliver CloudEvents 1.0 (not the Event Grid schema the default type describes).
+if (config) {
+    app.eventGrid<unknown>('forwardEvents', {
+        handler: (event: unknown, ctx: InvocationContext) => forwardEvents(event, ctx, config),
+    });
+}
