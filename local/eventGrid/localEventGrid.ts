@@ -14,6 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
+import { readBody } from '../http/body';
 import type { HostLog } from '../invoke';
 import { deliverToWebhook, handshake, type Outcome, retryDelayMs } from './delivery';
 import { type AcceptedEvent, type DeadLetter, EventGridStore, type LaneHead } from './store';
@@ -360,24 +361,6 @@ function keyMatches(expected: string, given: string | string[] | undefined): boo
     const a = Buffer.from(expected);
     const b = Buffer.from(given);
     return a.length === b.length && timingSafeEqual(a, b);
-}
-
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        req.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > max) {
-                reject(new Error('body too large'));
-                req.resume();
-                return;
-            }
-            chunks.push(c);
-        });
-        req.on('end', () => resolve(Buffer.concat(chunks)));
-        req.on('error', reject);
-    });
 }
 
 /** Event Grid's error shape. */

@@ -13,6 +13,7 @@ import { DurableEngine } from '../durable/engine';
 import { handleManagementApi, isManagementPath } from '../durable/managementApi';
 import { FunctionRegistration, FunctionRegistry } from '../functionsCore';
 import { DurableClientData, HostLog, invocationContext } from '../invoke';
+import { readBody } from './body';
 import { CompiledRoute, compileRoute } from './routes';
 
 export interface HostServerOptions {
@@ -182,24 +183,6 @@ function serializeCookie(c: {
     if (c.httpOnly) parts.push('HttpOnly');
     if (c.sameSite) parts.push(`SameSite=${c.sameSite}`);
     return parts.join('; ');
-}
-
-function readBody(req: IncomingMessage, max: number): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        req.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > max) {
-                reject(new Error('body too large'));
-                req.destroy();
-                return;
-            }
-            chunks.push(c);
-        });
-        req.on('end', () => resolve(Buffer.concat(chunks)));
-        req.on('error', reject);
-    });
 }
 
 function header(req: IncomingMessage, name: string): string | null {
