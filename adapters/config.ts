@@ -146,6 +146,8 @@ export function secretEnvironment(): Env {
 export interface NotifyConfig {
     /** A JSON directory file (`MESH_DIRECTORY`); undefined: the built-in sample directory. */
     readonly directoryFile: string | undefined;
+    /** Entra ID groups → roles and teams (`MESH_DIRECTORY_GROUPS`, JSON); when set, the directory is Entra ID. */
+    readonly directoryGroups: string | undefined;
     /** The origin approval links point at: `PUBLIC_BASE_URL`, else the host's own (`WEBSITE_HOSTNAME`). */
     readonly publicBaseUrl: string | undefined;
     readonly smtp: { host: string; port: number; user?: string; password?: string } | undefined;
@@ -173,6 +175,7 @@ export function parseNotifyConfig(env: Env, cwd = process.cwd()): NotifyConfig {
     const password = text('SMTP_PASSWORD');
     return Object.freeze({
         directoryFile: directory ? resolve(cwd, directory) : undefined,
+        directoryGroups: text('MESH_DIRECTORY_GROUPS'),
         publicBaseUrl: (text('PUBLIC_BASE_URL') ?? (host ? originOf(host) : undefined))?.replace(/\/+$/, ''),
         smtp: smtpHost
             ? { host: smtpHost, port, ...(user ? { user } : {}), ...(password ? { password } : {}) }

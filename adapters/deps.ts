@@ -17,6 +17,7 @@ import type {
 import type { StepPorts } from '../domain/steps';
 import { JwtAuthenticator } from './auth/jwtAuthenticator';
 import { authConfig, linkConfig, notifyConfig, secretEnvironment, secretsConfig, storeConfig } from './config';
+import { EntraDirectory, graphToken, parseGroupMappings } from './directory/entraDirectory';
 import { JsonDirectory } from './directory/jsonDirectory';
 import { openEmbeddedStores } from './embedded/sqliteStores';
 import { engineConfig } from './engines/config';
@@ -109,7 +110,7 @@ function build(): Deps {
         },
         secrets,
         get directory() {
-            return (directory ??= new JsonDirectory(notifyConfig().directoryFile));
+            return (directory ??= buildDirectory());
         },
         get notify() {
             return (notify ??= buildNotify(this));
@@ -122,6 +123,13 @@ function buildSecrets(): SecretStore {
     const cfg = secretsConfig();
     if (cfg.keyVaultUrl) return keyVaultSecretStore(cfg);
     return new LocalSettingsSecretStore(secretEnvironment(), linkConfig().settingsFile);
+}
+
+/** Entra ID groups on Azure (MESH_DIRECTORY_GROUPS), else a JSON file (locally). */
+function buildDirectory(): Directory {
+    const cfg = notifyConfig();
+    if (cfg.directoryGroups) return new EntraDirectory(parseGroupMappings(cfg.directoryGroups), graphToken());
+    return new JsonDirectory(cfg.directoryFile);
 }
 
 function buildNotify(d: Pick<Deps, 'runs' | 'directory' | 'links' | 'now'>): Omit<NotifyPorts, 'info' | 'warn'> {

@@ -9,16 +9,13 @@ type Env = Readonly<Record<string, string | undefined>>;
 export interface EventGridConfig {
     /** The topic's endpoint, e.g. `https://<topic>.<region>-1.eventgrid.azure.net/api/events`. */
     readonly endpoint: string;
-    /**
-     * The topic's access key (sent as `aeg-sas-key`). Required: Entra ID auth would need `@azure/identity`
-     * (`DefaultAzureCredential`), which this build does not ship.
-     */
-    readonly key: string;
+    /** The topic's access key (sent as `aeg-sas-key`); absent: Entra ID (`DefaultAzureCredential`, workload identity). */
+    readonly key?: string;
 }
 
 /**
  * Parses `EVENTGRID_ENDPOINT` and `EVENTGRID_KEY` without caching. No endpoint means publishing is off (undefined);
- * an endpoint without a key, or one that is not an http(s) URL, is a configuration error.
+ * an endpoint without a key authenticates with Entra ID; one that is not an http(s) URL is a configuration error.
  */
 export function parseEventGridConfig(env: Env): EventGridConfig | undefined {
     const endpoint = env.EVENTGRID_ENDPOINT?.trim();
@@ -32,11 +29,7 @@ export function parseEventGridConfig(env: Env): EventGridConfig | undefined {
     if (url.protocol !== 'https:' && url.protocol !== 'http:')
         throw new Error(`EVENTGRID_ENDPOINT must be an http(s) URL, got '${endpoint}'.`);
     const key = env.EVENTGRID_KEY?.trim();
-    if (!key)
-        throw new Error(
-            'Missing required configuration: EVENTGRID_KEY (the topic access key; Entra ID auth is not available in this build).',
-        );
-    return Object.freeze({ endpoint, key });
+    return Object.freeze(key ? { endpoint, key } : { endpoint });
 }
 
 let cached: { value: EventGridConfig | undefined } | undefined;

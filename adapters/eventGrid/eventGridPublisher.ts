@@ -1,7 +1,9 @@
 /**
  * Publishes lifecycle events to an Event Grid topic in the CloudEvents 1.0 schema with `@azure/eventgrid`. Auth is the
- * topic key (`aeg-sas-key`); Entra ID (`DefaultAzureCredential`) would need `@azure/identity`, not in this build.
+ * topic key (`aeg-sas-key`) when one is configured, else Entra ID through `DefaultAzureCredential` (workload identity
+ * on AKS; the identity needs the EventGrid Data Sender role on the topic).
  */
+import type { TokenCredential } from '@azure/core-auth';
 import { AzureKeyCredential, EventGridPublisherClient, type SendCloudEventInput } from '@azure/eventgrid';
 
 import type { MeshCloudEvent, MeshEventData } from '../../domain/events';
@@ -16,7 +18,7 @@ export class EventGridPublisher implements EventPublisher {
         private readonly timeoutMs = 30_000,
     ) {
         const url = new URL(config.endpoint);
-        this.client = new EventGridPublisherClient(config.endpoint, 'CloudEvent', new AzureKeyCredential(config.key), {
+        this.client = new EventGridPublisherClient(config.endpoint, 'CloudEvent', credentialFor(config), {
             // Plain http only to a loopback address: the embedded host's local stand-in. Azure's topics are https.
             allowInsecureConnection: url.protocol === 'http:' && isLoopback(url.hostname),
             // One retry policy: the dispatcher's (back-off per run, order kept), not a second one beneath it.
@@ -46,4 +48,12 @@ export function toSendInput(e: MeshCloudEvent): SendCloudEventInput<MeshEventDat
 
 function isLoopback(hostname: string): boolean {
     return hostname === 'localhost' || hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(hostname);
+}
+
+function credentialFor(config: EventGridConfig): AzureKeyCredential | TokenCredential {
+    if (config.key) return new AzureKeyCredential(config.key);
+    // Loaded only when used: the local stand-in always has a key, and the SDK costs start-up time.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { DefaultAzureCredential } = require('@azure/identity') as typeof import('@azure/identity');
+    return new DefaultAzureCredential();
 }

@@ -104,8 +104,12 @@ describe('parseEventGridConfig', () => {
         ).toEqual({ endpoint: 'https://t.westus-1.eventgrid.azure.net/api/events', key: 'k' });
     });
 
-    it('names the missing key, and refuses an endpoint that is not an http(s) URL', () => {
-        expect(() => parseEventGridConfig({ EVENTGRID_ENDPOINT: 'https://t/api/events' })).toThrow(/EVENTGRID_KEY/);
+    it('without a key authenticates with Entra ID, and refuses an endpoint that is not an http(s) URL', () => {
+        expect(parseEventGridConfig({ EVENTGRID_ENDPOINT: 'https://t/api/events' })).toEqual({
+            endpoint: 'https://t/api/events',
+        });
+        // The publisher is built without contacting Azure (the credential only fetches a token on the first send).
+        expect(() => new EventGridPublisher({ endpoint: 'https://t/api/events' })).not.toThrow();
         expect(() => parseEventGridConfig({ EVENTGRID_ENDPOINT: 'topic', EVENTGRID_KEY: 'k' })).toThrow(
             /EVENTGRID_ENDPOINT/,
         );
