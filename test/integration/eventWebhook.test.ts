@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
 import { verifyMeshSignature } from '../../adapters/webhooks/signedWebhook';
-import { Api, USERS } from '../support/api';
+import { Api, approveUntilEnded, USERS, verifiedTrails } from '../support/api';
 import { HostProcess, startHostProcess, tempDataDir, waitUntil } from '../support/hostProcess';
 
 jest.setTimeout(180_000);
@@ -135,36 +135,8 @@ it('forwards every event of every run, signed, once by id and in seq order, acro
         receiver.down = false;
 
         // Approve the high-risk runs' checkpoints as they open, until every run has ended.
-        await waitUntil(
-            async () => {
-                const statuses = await Promise.all(
-                    ids.map(
-                        async (id) => (await api.call('GET', `/pipeline/status/${id}`, { user: USERS.ada })).body.data,
-                    ),
-                );
-                await Promise.allSettled(
-                    statuses
-                        .filter((s) => s.status === 'AwaitingApproval' && s.nextAction)
-                        .map((s) =>
-                            api.call('POST', `/pipeline/checkpoints/${s.nextAction.checkpointId}/decision`, {
-                                user: USERS.ava,
-                                body: { decision: 'approve' },
-                            }),
-                        ),
-                );
-                return statuses.every((s) => s.status === 'Completed' || s.status === 'Aborted');
-            },
-            'every run to end',
-            90_000,
-            200,
-        );
-
-        const trails = new Map<string, any[]>();
-        for (const id of ids) {
-            const logs = (await api.call('GET', `/pipeline/logs/${id}?limit=1000`, { user: USERS.carl })).body.data;
-            expect(logs.chain).toMatchObject({ verified: true });
-            trails.set(id, logs.events);
-        }
+        await approveUntilEnded(api, ids);
+        const trails = await verifiedTrails(api, ids);
         await waitUntil(
             () => Promise.resolve(ids.every((id) => receiver.firsts(id).length === trails.get(id)!.length)),
             'every event forwarded',

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 
 import { outboxPath, readOutbox } from '../../adapters/notify/outbox';
 import type { NotificationRecord } from '../../domain/ports';
-import { Api, USERS } from '../support/api';
+import { Api, runAwaitingApproval, USERS } from '../support/api';
 import { HostProcess, ROOT, startHostProcess, tempDataDir, waitUntil } from '../support/hostProcess';
 
 jest.setTimeout(90_000);
@@ -78,20 +78,7 @@ function outboxFor(checkpointId: string): NotificationRecord[] {
 }
 
 it('asks ava and amir by e-mail and Teams with signed links; a link from the outbox decides the checkpoint', async () => {
-    const submitted = await api.call('POST', '/pipeline/run', {
-        user: USERS.dana,
-        body: {
-            input: { prompt: 'a better onboarding flow' },
-            metadata: { team: 'alpha', riskLevel: 'high', complianceTags: [], title: 'Notify me' },
-        },
-    });
-    expect(submitted.status).toBe(202);
-    const id = submitted.body.data.orchestrationID as string;
-    const waiting = await waitUntil(async () => {
-        const s = await status(id);
-        return s.status === 'AwaitingApproval' && s.nextAction?.stage === 'taste' && s;
-    }, 'the run to await approval before taste');
-    const cpId = waiting.nextAction.checkpointId as string;
+    const { id, checkpointId: cpId } = await runAwaitingApproval(api, USERS.dana, 'Notify me');
 
     const lines = await waitUntil(() => {
         const l = outboxFor(cpId);

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 
 import { outboxPath, readOutbox } from '../../adapters/notify/outbox';
 import type { NotificationRecord } from '../../domain/ports';
-import { Api, USERS } from '../support/api';
+import { Api, runAwaitingApproval, USERS } from '../support/api';
 import { HostProcess, startHostProcess, tempDataDir, waitUntil } from '../support/hostProcess';
 
 jest.setTimeout(90_000);
@@ -76,20 +76,7 @@ function reminders(checkpointId: string): NotificationRecord[] {
 }
 
 it('reminds each approver once per channel before the deadline, and never twice', async () => {
-    const submitted = await api.call('POST', '/pipeline/run', {
-        user: USERS.dana,
-        body: {
-            input: { prompt: 'remind me' },
-            metadata: { team: 'alpha', riskLevel: 'high', complianceTags: [], title: 'Remind me' },
-        },
-    });
-    expect(submitted.status).toBe(202);
-    const id = submitted.body.data.orchestrationID as string;
-    const waiting = await waitUntil(async () => {
-        const s = (await api.call('GET', `/pipeline/status/${id}`, { user: USERS.dana })).body.data;
-        return s.status === 'AwaitingApproval' && s.nextAction?.stage === 'taste' && s;
-    }, 'the run to await approval before taste');
-    const cpId = waiting.nextAction.checkpointId as string;
+    const { checkpointId: cpId, waiting } = await runAwaitingApproval(api, USERS.dana, 'Remind me');
     const deadline = waiting.nextAction.deadline as string;
 
     // nothing while more than a quarter of the 8-second window remains

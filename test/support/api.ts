@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 
 import { loadOrCreateSigningKey, mintToken } from '../../local/identity';
-import type { HostProcess } from './hostProcess';
+import { type HostProcess, waitUntil } from './hostProcess';
 
 export interface Envelope<T = Record<string, unknown>> {
     error_code: string | null;
@@ -77,3 +77,61 @@ export const USERS = {
     ada: { sub: 'ada', roles: ['Mesh.Admin'], teams: [] },
     nobody: { sub: 'nobody', roles: [], teams: ['alpha'] },
 } satisfies Record<string, User>;
+
+/** A high-risk run of `user`'s first team, waiting at its first checkpoint: its id, that checkpoint and its status. */
+export async function runAwaitingApproval(
+    api: Api,
+    user: User,
+    title: string,
+): Promise<{ id: string; checkpointId: string; waiting: any }> {
+    const submitted = await api.call('POST', '/pipeline/run', {
+        user,
+        body: {
+            input: { prompt: title },
+            metadata: { team: user.teams[0] ?? 'alpha', riskLevel: 'high', complianceTags: [], title },
+        },
+    });
+    if (submitted.status !== 202) throw new Error(`POST /pipeline/run answered ${submitted.status}`);
+    const id = submitted.body.data.orchestrationID as string;
+    const waiting = await waitUntil(async () => {
+        const s = (await api.call('GET', `/pipeline/status/${id}`, { user })).body.data;
+        return s.status === 'AwaitingApproval' && s.nextAction?.stage === 'taste' && s;
+    }, 'the run to await approval before taste');
+    return { id, checkpointId: waiting.nextAction.checkpointId as string, waiting };
+}
+
+/** Approves every checkpoint of `ids` as it opens (as `approver`) until every run has ended. */
+export async function approveUntilEnded(api: Api, ids: readonly string[], approver: User = USERS.ava): Promise<void> {
+    await waitUntil(
+        async () => {
+            const statuses = await Promise.all(
+                ids.map(async (id) => (await api.call('GET', `/pipeline/status/${id}`, { user: USERS.ada })).body.data),
+            );
+            await Promise.allSettled(
+                statuses
+                    .filter((s) => s.status === 'AwaitingApproval' && s.nextAction)
+                    .map((s) =>
+                        api.call('POST', `/pipeline/checkpoints/${s.nextAction.checkpointId}/decision`, {
+                            user: approver,
+                            body: { decision: 'approve' },
+                        }),
+                    ),
+            );
+            return statuses.every((s) => s.status === 'Completed' || s.status === 'Aborted');
+        },
+        'every run to end',
+        90_000,
+        200,
+    );
+}
+
+/** Each run's audit trail, after checking that its hash chain verifies. */
+export async function verifiedTrails(api: Api, ids: readonly string[]): Promise<Map<string, any[]>> {
+    const trails = new Map<string, any[]>();
+    for (const id of ids) {
+        const logs = (await api.call('GET', `/pipeline/logs/${id}?limit=1000`, { user: USERS.carl })).body.data;
+        expect(logs.chain).toMatchObject({ verified: true });
+        trails.set(id, logs.events);
+    }
+    return trails;
+}
