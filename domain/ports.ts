@@ -222,3 +222,76 @@ export interface NotificationRecord {
     eventType: string;
     personId: string;
 }
+
+/**
+ * Admission slots: at most `capacity` workflows execute at once; the rest wait as `Queued`, in order. A slot is
+ * held from admission until the run first stops executing (waits for a person, is paused, or ends).
+ */
+export interface AdmissionSlots {
+    /**
+     * Takes a slot for `runId` when fewer than `capacity` are held; a run that already holds one keeps it.
+     * Resolves true when the run holds a slot, false when none is free. Atomic across instances.
+     */
+    acquire(runId: string, capacity: number): Promise<boolean>;
+    /** Frees the run's slot; freeing a slot the run does not hold changes nothing. */
+    release(runId: string): Promise<void>;
+    /** How many slots are held now. */
+    held(): Promise<number>;
+}
+
+/** A run waiting to be admitted: what goes on the admission queue. */
+export interface AdmissionMessage {
+    runId: string;
+    correlationID: string;
+}
+
+/** The queue of runs waiting for admission: Service Bus on Azure (KEDA scales on its length), the embedded queue locally. */
+export interface AdmissionQueue {
+    /** Durably enqueues the message (at-least-once: the admitter tolerates duplicates). */
+    enqueue(message: AdmissionMessage): Promise<void>;
+}
+
+/** Request counters behind the rate limits, shared by every instance (so a limit holds across the fleet). */
+export interface RateCounters {
+    /**
+     * Adds one to `key`'s counter in the fixed window that starts at `windowStart` (ms since the epoch) and
+     * returns the count after it. A window may be forgotten once `windowStart + windowMs` has passed.
+     */
+    increment(key: string, windowStart: number, windowMs: number): Promise<number>;
+}
+
+/** What one purge removed. */
+export interface PurgeCounts {
+    runs: number;
+    outputs: number;
+    auditRecords: number;
+}
+
+/** Retention: finding what is past its period, and removing it. */
+export interface RetentionStore {
+    /** Ids of runs that ended (terminal status; `updatedAt` is when) before `before` (ISO time), oldest first. */
+    expiredRuns(before: string, limit: number): Promise<string[]>;
+    /**
+     * Removes the run, its stage outputs, its idempotency key, its audit records and its outbox entries. Idempotent:
+     * a run already gone counts zero.
+     */
+    purgeRun(runId: string): Promise<PurgeCounts>;
+    /** Removes approval-link uses and rate-limit windows recorded before `before`; returns how many. */
+    purgeAged(before: string): Promise<number>;
+}
+
+/** Every store the app keeps, from one backend (embedded SQLite or Cosmos DB). */
+export interface AppStores {
+    runs: RunStore;
+    audit: AuditLog;
+    policies: PolicyStore;
+    /** Lifecycle events still to publish, written with their audit records. */
+    outbox: EventOutbox;
+    /** Which approval links were used (a link works once). */
+    linkUses: LinkUses;
+    slots: AdmissionSlots;
+    rateCounters: RateCounters;
+    retention: RetentionStore;
+    /** Releases connections; the stores must not be used afterwards. */
+    close(): void | Promise<void>;
+}
