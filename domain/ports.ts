@@ -255,7 +255,8 @@ export interface AdmissionQueue {
 export interface RateCounters {
     /**
      * Adds one to `key`'s counter in the fixed window that starts at `windowStart` (ms since the epoch) and
-     * returns the count after it. A window may be forgotten once `windowStart + windowMs` has passed.
+     * returns the count after it. A window may be forgotten once `windowStart + windowMs` has passed, and a key's
+     * earlier windows once a later one is counted (keys move forward in time).
      */
     increment(key: string, windowStart: number, windowMs: number): Promise<number>;
 }

@@ -1,10 +1,13 @@
 /**
- * The embedded stores: runs, audit trail and checkpoint policies in one SQLite database, `<dataDir>/app.sqlite`,
- * in WAL mode. Each write is one IMMEDIATE transaction, so SQLite serializes writers (this process and any other
- * opening the same file) and a kill -9 at any instant leaves each write whole or absent.
+ * The embedded stores: runs, audit trail, checkpoint policies, link uses, admission slots and rate counters in one
+ * SQLite database, `<dataDir>/app.sqlite`, in WAL mode. Each write is one IMMEDIATE transaction, so SQLite
+ * serializes writers (this process and any other opening the same file) and a kill -9 at any instant leaves each
+ * write whole or absent.
  *
- * Audit rows are append-only: nothing here updates or deletes them, and a trigger refuses UPDATE. The hash chain
- * (domain/audit.ts) shows anyone who edits the file behind the trigger's back.
+ * Audit rows are append-only: nothing here updates them, and a trigger refuses UPDATE. The one statement that
+ * deletes them is retention's `purgeRun`, which removes a run's whole trail together with the run once its
+ * retention period is over (so the trigger is BEFORE UPDATE only: DELETE stays allowed for retention). The hash
+ * chain (domain/audit.ts) shows anyone who edits the file behind the trigger's back.
  */
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -14,28 +17,28 @@ import Database from 'better-sqlite3';
 import { AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors';
 import { eventIdOf, isPublished } from '../../domain/events';
+import { TERMINAL_STATUSES } from '../../domain/pipeline';
 import { CheckpointPolicy, DEFAULT_POLICY, VersionedPolicy } from '../../domain/policy';
 import {
+    AdmissionSlots,
+    AppStores,
     AuditLog,
     EventOutbox,
     LinkUses,
     OutboxEntry,
     Page,
     PolicyStore,
+    PurgeCounts,
+    RateCounters,
+    RetentionStore,
     RunFilter,
     RunStore,
 } from '../../domain/ports';
 import { RunDoc } from '../../domain/run';
 
-export interface EmbeddedStores {
-    runs: RunStore;
-    audit: AuditLog;
-    policies: PolicyStore;
-    /** Lifecycle events still to publish, written with their audit records. */
-    outbox: EventOutbox;
-    /** Which approval links were used (a link works once). */
-    linkUses: LinkUses;
-    /** Closes the database; the stores must not be used afterwards. */
+/** Every store of the app over the embedded database. */
+export interface EmbeddedStores extends AppStores {
+    /** Closes the database (synchronously); the stores must not be used afterwards. */
     close(): void;
 }
 
@@ -43,7 +46,11 @@ export interface EmbeddedStores {
 export const MAX_RUN_PAGE = 200;
 export const MAX_AUDIT_PAGE = 1000;
 
-const SCHEMA_VERSION = 1;
+/**
+ * 1: runs, run_outputs, audit, outbox, policies, link_uses.
+ * 2: runs.updated_at (retention), admission_slots, rate_windows. `migrate` brings a version 1 database up.
+ */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -57,6 +64,7 @@ CREATE TABLE IF NOT EXISTS runs (
     team TEXT NOT NULL,
     current_stage TEXT,
     created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
     search TEXT NOT NULL,
     etag INTEGER NOT NULL,
     change_seq INTEGER NOT NULL,
@@ -111,9 +119,47 @@ CREATE TABLE IF NOT EXISTS link_uses (
     jti TEXT PRIMARY KEY,
     used_at TEXT NOT NULL
 ) WITHOUT ROWID;
+
+-- One row per run holding an admission slot: the count of rows is the number of slots held.
+CREATE TABLE IF NOT EXISTS admission_slots (
+    run_id TEXT PRIMARY KEY,
+    acquired_at TEXT NOT NULL
+) WITHOUT ROWID;
+
+-- Fixed-window request counters: one row per (key, window), forgotten by retention once the window is over.
+CREATE TABLE IF NOT EXISTS rate_windows (
+    key TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    window_ms INTEGER NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (key, window_start)
+) WITHOUT ROWID;
 `;
 
-/** Opens (creating if needed) `<dataDir>/app.sqlite` and the three stores over it. */
+/**
+ * What version 2 added to tables that version 1 already had. Idempotent (it looks before it alters), so it runs on
+ * every open, inside the opening transaction: a version 1 database comes out at version 2 with its data, a version 2
+ * one unchanged.
+ */
+function migrate(db: Database.Database): void {
+    const runColumns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('runs')").all();
+    if (!runColumns.some((c) => c.name === 'updated_at')) {
+        // ADD COLUMN needs a default for NOT NULL; every row gets its real value right after.
+        db.exec("ALTER TABLE runs ADD COLUMN updated_at TEXT NOT NULL DEFAULT ''");
+        // The same normal form as isoOf (ISO 8601 UTC with milliseconds); a document without a readable
+        // updatedAt falls back to its creation time.
+        db.exec(
+            `UPDATE runs SET updated_at = COALESCE(
+                strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(doc, '$.updatedAt')), created_at)`,
+        );
+    }
+    db.exec(`
+        CREATE INDEX IF NOT EXISTS runs_by_ended ON runs (status, updated_at);
+        CREATE INDEX IF NOT EXISTS link_uses_by_used_at ON link_uses (used_at);
+    `);
+}
+
+/** Opens (creating if needed, migrating if older) `<dataDir>/app.sqlite` and every store over it. */
 export function openEmbeddedStores(dataDir: string): EmbeddedStores {
     mkdirSync(dataDir, { recursive: true });
     const db = new Database(join(dataDir, 'app.sqlite'));
@@ -123,7 +169,14 @@ export function openEmbeddedStores(dataDir: string): EmbeddedStores {
         db.pragma('synchronous = NORMAL');
         db.pragma('busy_timeout = 5000');
         db.transaction(() => {
+            const version = db.pragma('user_version', { simple: true }) as number;
+            if (version > SCHEMA_VERSION) {
+                throw new Error(
+                    `${join(dataDir, 'app.sqlite')} has schema version ${version}; this build knows up to ${SCHEMA_VERSION}`,
+                );
+            }
             db.exec(SCHEMA);
+            migrate(db);
             db.pragma(`user_version = ${SCHEMA_VERSION}`);
         }).immediate();
     } catch (e: unknown) {
@@ -137,6 +190,9 @@ export function openEmbeddedStores(dataDir: string): EmbeddedStores {
         policies: new SqlitePolicyStore(db, commits),
         linkUses: new SqliteLinkUses(db, commits),
         outbox: new SqliteEventOutbox(db, commits),
+        slots: new SqliteAdmissionSlots(db, commits),
+        rateCounters: new SqliteRateCounters(db, commits),
+        retention: new SqliteRetentionStore(db, commits),
         close: () => db.close(),
     };
 }
@@ -145,7 +201,7 @@ export function openEmbeddedStores(dataDir: string): EmbeddedStores {
  * better-sqlite3 is synchronous; the ports are async. Running the work inside the executor turns a throw into a
  * rejection, so callers see one failure path either way.
  */
-function promised<T>(work: () => T): Promise<T> {
+export function promised<T>(work: () => T): Promise<T> {
     return new Promise<T>((resolve) => resolve(work()));
 }
 
@@ -267,15 +323,15 @@ class SqliteRunStore implements RunStore {
                 "UPDATE meta SET value = value + 1 WHERE name = 'change_seq' RETURNING value",
             ),
             insert: db.prepare(
-                `INSERT INTO runs (id, created_by, idempotency_key, status, team, current_stage, created_at, search, etag,
-                 change_seq, doc)
-                 VALUES (@id, @createdBy, @idempotencyKey, @status, @team, @currentStage, @createdAt, @search, 1,
-                 @changeSeq, @doc)`,
+                `INSERT INTO runs (id, created_by, idempotency_key, status, team, current_stage, created_at, updated_at,
+                 search, etag, change_seq, doc)
+                 VALUES (@id, @createdBy, @idempotencyKey, @status, @team, @currentStage, @createdAt, @updatedAt,
+                 @search, 1, @changeSeq, @doc)`,
             ),
             update: db.prepare(
                 // Only the columns a run's life changes: SQLite then leaves the creator/team/creation indexes alone.
-                `UPDATE runs SET status = @status, current_stage = @currentStage, search = @search,
-                 etag = etag + 1, change_seq = @changeSeq, doc = @doc
+                `UPDATE runs SET status = @status, current_stage = @currentStage, updated_at = @updatedAt,
+                 search = @search, etag = etag + 1, change_seq = @changeSeq, doc = @doc
                  WHERE id = @id AND etag = @etag`,
             ),
             changes: db.prepare<[number, number], RunRow>(
@@ -431,6 +487,7 @@ function columnsOf(run: RunDoc) {
         team: run.metadata.team,
         currentStage: run.currentStage,
         createdAt: isoOf(run.createdAt, 'createdAt'),
+        updatedAt: isoOf(run.updatedAt, 'updatedAt'),
         // `q` is a case-insensitive substring of id, title or team; JS lower-cases beyond ASCII, SQLite's lower() does not.
         search: `${run.id}\n${title}\n${run.metadata.team}`.toLowerCase(),
         doc: JSON.stringify(run),
@@ -674,5 +731,152 @@ class SqliteLinkUses implements LinkUses {
 
     used(jti: string): Promise<boolean> {
         return promised(() => this.stmt.get.get(jti) !== undefined);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Admission slots: one row per holder. Check and insert run in one write transaction, and SQLite serializes those
+// across connections, so no two acquirers (of any process) both see the last free slot.
+// ---------------------------------------------------------------------------------------------------------------
+
+class SqliteAdmissionSlots implements AdmissionSlots {
+    private readonly stmt;
+
+    constructor(
+        db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
+        this.stmt = {
+            holds: db.prepare<[string], { ok: number }>('SELECT 1 AS ok FROM admission_slots WHERE run_id = ?'),
+            held: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM admission_slots'),
+            insert: db.prepare<[string, string]>('INSERT INTO admission_slots (run_id, acquired_at) VALUES (?, ?)'),
+            remove: db.prepare<[string]>('DELETE FROM admission_slots WHERE run_id = ?'),
+        };
+    }
+
+    acquire(runId: string, capacity: number): Promise<boolean> {
+        return this.commits.run(() => {
+            if (this.stmt.holds.get(runId)) return true;
+            if (this.heldNow() >= capacity) return false;
+            this.stmt.insert.run(runId, new Date().toISOString());
+            return true;
+        });
+    }
+
+    release(runId: string): Promise<void> {
+        return this.commits.run(() => {
+            this.stmt.remove.run(runId);
+        });
+    }
+
+    held(): Promise<number> {
+        return promised(() => this.heldNow());
+    }
+
+    private heldNow(): number {
+        return this.stmt.held.get()?.n ?? 0;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Rate counters: one UPSERT per increment, returning the count it wrote.
+// ---------------------------------------------------------------------------------------------------------------
+
+class SqliteRateCounters implements RateCounters {
+    private readonly stmt;
+
+    constructor(
+        db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
+        this.stmt = {
+            increment: db.prepare<[string, number, number], { count: number }>(
+                `INSERT INTO rate_windows (key, window_start, window_ms, count) VALUES (?, ?, ?, 1)
+                 ON CONFLICT (key, window_start) DO UPDATE
+                 SET count = count + 1, window_ms = max(window_ms, excluded.window_ms)
+                 RETURNING count`,
+            ),
+            // A key's earlier windows are over once a later one starts: forgotten at once, so the table holds about
+            // one row per active key (the retention purge catches keys that went quiet).
+            forget: db.prepare<[string, number]>('DELETE FROM rate_windows WHERE key = ? AND window_start < ?'),
+        };
+    }
+
+    increment(key: string, windowStart: number, windowMs: number): Promise<number> {
+        if (!Number.isSafeInteger(windowStart) || !Number.isSafeInteger(windowMs) || windowMs <= 0) {
+            return Promise.reject(
+                new ValidationError([
+                    { path: 'window', message: 'windowStart and windowMs must be whole ms, windowMs > 0' },
+                ]),
+            );
+        }
+        return this.commits.run(() => {
+            this.stmt.forget.run(key, windowStart);
+            const row = this.stmt.increment.get(key, windowStart, windowMs);
+            if (!row) throw new Error('rate_windows upsert returned no row');
+            return row.count;
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Retention: what ended before the cutoff, and removing it. A run goes whole (row, outputs, audit trail, outbox
+// entries) in one transaction, so a crash never leaves half a run.
+// ---------------------------------------------------------------------------------------------------------------
+
+/** Cap on one `expiredRuns` read. */
+export const MAX_RETENTION_PAGE = 1000;
+
+const TERMINAL = [...TERMINAL_STATUSES];
+
+class SqliteRetentionStore implements RetentionStore {
+    private readonly stmt;
+
+    constructor(
+        db: Database.Database,
+        private readonly commits: GroupCommit,
+    ) {
+        this.stmt = {
+            expired: db.prepare<unknown[], { id: string }>(
+                `SELECT id FROM runs WHERE status IN (${TERMINAL.map(() => '?').join(', ')}) AND updated_at < ?
+                 ORDER BY updated_at, id LIMIT ?`,
+            ),
+            run: db.prepare<[string]>('DELETE FROM runs WHERE id = ?'),
+            outputs: db.prepare<[string]>('DELETE FROM run_outputs WHERE run_id = ?'),
+            // Retention is the only deleter of audit rows (see the header).
+            audit: db.prepare<[string]>('DELETE FROM audit WHERE run_id = ?'),
+            outbox: db.prepare<[string]>('DELETE FROM outbox WHERE run_id = ?'),
+            slot: db.prepare<[string]>('DELETE FROM admission_slots WHERE run_id = ?'),
+            linkUses: db.prepare<[string]>('DELETE FROM link_uses WHERE used_at < ?'),
+            windows: db.prepare<[number]>('DELETE FROM rate_windows WHERE window_start + window_ms < ?'),
+        };
+    }
+
+    expiredRuns(before: string, limit: number): Promise<string[]> {
+        return promised(() =>
+            this.stmt.expired
+                .all(...TERMINAL, isoOf(before, 'before'), clampLimit(limit, MAX_RETENTION_PAGE))
+                .map((row) => row.id),
+        );
+    }
+
+    purgeRun(runId: string): Promise<PurgeCounts> {
+        return this.commits.run(() => {
+            // The outbox rows go first: they name audit rows (a dispatcher joins them).
+            this.stmt.outbox.run(runId);
+            this.stmt.slot.run(runId);
+            return {
+                runs: this.stmt.run.run(runId).changes,
+                outputs: this.stmt.outputs.run(runId).changes,
+                auditRecords: this.stmt.audit.run(runId).changes,
+            };
+        });
+    }
+
+    purgeAged(before: string): Promise<number> {
+        return this.commits.run(() => {
+            const iso = isoOf(before, 'before');
+            return this.stmt.linkUses.run(iso).changes + this.stmt.windows.run(Date.parse(iso)).changes;
+        });
     }
 }

@@ -6,6 +6,8 @@ import Database from 'better-sqlite3';
 
 import { openEmbeddedStores } from '../../adapters/embedded/sqliteStores';
 import { verifyChain } from '../../domain/audit';
+import { RunDoc } from '../../domain/run';
+import { describeScaleContract } from './scaleContract';
 import { collect, describeStoreContract, makeEvent, makeRun } from './storeContract';
 
 const dirs: string[] = [];
@@ -21,6 +23,67 @@ afterAll(() => {
 });
 
 describeStoreContract('embedded SQLite', () => Promise.resolve(openEmbeddedStores(tempDir())));
+describeScaleContract('embedded SQLite', () => Promise.resolve(openEmbeddedStores(tempDir())));
+
+/** The schema as version 1 of the embedded store wrote it (before runs.updated_at, slots and rate windows). */
+const V1_SCHEMA = `
+CREATE TABLE meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO meta (name, value) VALUES ('change_seq', 0);
+CREATE TABLE runs (
+    id TEXT PRIMARY KEY, created_by TEXT NOT NULL, idempotency_key TEXT, status TEXT NOT NULL, team TEXT NOT NULL,
+    current_stage TEXT, created_at TEXT NOT NULL, search TEXT NOT NULL, etag INTEGER NOT NULL,
+    change_seq INTEGER NOT NULL, doc TEXT NOT NULL
+);
+CREATE UNIQUE INDEX runs_by_idempotency_key ON runs (created_by, idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE UNIQUE INDEX runs_by_change ON runs (change_seq);
+CREATE INDEX runs_by_created ON runs (created_at DESC, id DESC);
+CREATE INDEX runs_by_team ON runs (team, created_at DESC, id DESC);
+CREATE INDEX runs_by_status ON runs (status, created_at DESC, id DESC);
+CREATE INDEX runs_by_creator ON runs (created_by, created_at DESC, id DESC);
+CREATE TABLE run_outputs (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (run_id, key))
+    WITHOUT ROWID;
+CREATE TABLE audit (
+    run_id TEXT NOT NULL, seq INTEGER NOT NULL, event_id TEXT NOT NULL, at TEXT NOT NULL, record TEXT NOT NULL,
+    PRIMARY KEY (run_id, seq), UNIQUE (run_id, event_id)
+) WITHOUT ROWID;
+CREATE TRIGGER audit_is_append_only BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit records are append-only'); END;
+CREATE TABLE outbox (pos INTEGER PRIMARY KEY AUTOINCREMENT, id TEXT NOT NULL UNIQUE, run_id TEXT NOT NULL,
+    seq INTEGER NOT NULL);
+CREATE TABLE policies (version INTEGER PRIMARY KEY, policy TEXT NOT NULL, updated_at TEXT NOT NULL,
+    updated_by TEXT NOT NULL);
+CREATE TABLE link_uses (jti TEXT PRIMARY KEY, used_at TEXT NOT NULL) WITHOUT ROWID;
+PRAGMA user_version = 1;
+`;
+
+/** A version 1 database at `<dir>/app.sqlite` holding the given runs, as version 1 would have written them. */
+function writeV1Database(dir: string, runs: RunDoc[]): void {
+    const db = new Database(join(dir, 'app.sqlite'));
+    try {
+        db.pragma('journal_mode = WAL');
+        db.exec(V1_SCHEMA);
+        const insert = db.prepare(
+            `INSERT INTO runs (id, created_by, idempotency_key, status, team, current_stage, created_at, search, etag,
+             change_seq, doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?)`,
+        );
+        runs.forEach((run, i) =>
+            insert.run(
+                run.id,
+                run.createdBy,
+                run.idempotencyKey ?? null,
+                run.status,
+                run.metadata.team,
+                run.currentStage,
+                run.createdAt,
+                `${run.id}\n\n${run.metadata.team}`,
+                i + 1,
+                JSON.stringify(run),
+            ),
+        );
+        db.prepare("UPDATE meta SET value = ? WHERE name = 'change_seq'").run(runs.length);
+    } finally {
+        db.close();
+    }
+}
 
 describe('embedded SQLite stores', () => {
     it('opens <dataDir>/app.sqlite in WAL mode', () => {
@@ -114,11 +177,76 @@ describe('embedded SQLite stores', () => {
         }
     });
 
-    it('has no statement that updates or deletes audit rows', () => {
+    it('has no statement that updates audit rows, and deletes them only in retention', () => {
         const source = readFileSync(join(__dirname, '../../adapters/embedded/sqliteStores.ts'), 'utf8');
         expect(source).not.toMatch(/UPDATE\s+audit\b/i);
-        expect(source).not.toMatch(/DELETE\s+FROM\s+audit\b/i);
         expect(source).not.toMatch(/(REPLACE|UPSERT)\s+INTO\s+audit\b/i);
         expect(source).not.toMatch(/INSERT\s+OR\s+REPLACE\s+INTO\s+audit\b/i);
+        // The one DELETE purges a run's whole trail, in the retention store.
+        expect(source.match(/DELETE\s+FROM\s+audit\b/gi)).toHaveLength(1);
+        const retention = source.slice(source.indexOf('class SqliteRetentionStore'));
+        expect(retention).toMatch(/DELETE\s+FROM\s+audit\b/i);
+    });
+
+    it('migrates a version 1 database in place, keeping its data', async () => {
+        const dir = tempDir();
+        const running = makeRun('v1-run', {
+            status: 'Running',
+            idempotencyKey: 'k-v1',
+            updatedAt: '2025-03-02T12:00:00+02:00',
+        });
+        const ended = makeRun('v1-done', { status: 'Completed', updatedAt: '2025-03-03T12:00:00+02:00' });
+        writeV1Database(dir, [running, ended]);
+
+        const stores = openEmbeddedStores(dir);
+        try {
+            await expect(stores.runs.get('v1-run')).resolves.toEqual(running);
+            // updated_at was backfilled (and normalized to UTC) from each document.
+            await expect(stores.retention.expiredRuns('2025-04-01T00:00:00.000Z', 10)).resolves.toEqual(['v1-done']);
+            await expect(stores.retention.expiredRuns('2025-03-03T10:00:00.001Z', 10)).resolves.toEqual(['v1-done']);
+            await expect(stores.retention.expiredRuns('2025-03-03T10:00:00.000Z', 10)).resolves.toEqual([]);
+            await stores.runs.update('v1-run', (r) => ({ ...r, status: 'Completed' }));
+            await expect(stores.retention.expiredRuns('2025-04-01T00:00:00.000Z', 10)).resolves.toEqual([
+                'v1-run',
+                'v1-done',
+            ]);
+            await expect(stores.retention.expiredRuns('2025-03-02T10:00:00.001Z', 10)).resolves.toEqual(['v1-run']);
+            await expect(stores.runs.create(makeRun('other', { idempotencyKey: 'k-v1' }))).resolves.toMatchObject({
+                created: false,
+                run: { id: 'v1-run' },
+            });
+            const { runs } = await stores.runs.changesSince('2', 10);
+            expect(runs.map((r) => r.id)).toEqual(['v1-run']);
+            await expect(stores.slots.acquire('v1-run', 1)).resolves.toBe(true);
+            await expect(stores.rateCounters.increment('k', 0, 1000)).resolves.toBe(1);
+        } finally {
+            stores.close();
+        }
+
+        // Opening again changes nothing: the migration is idempotent.
+        const again = openEmbeddedStores(dir);
+        try {
+            await expect(again.slots.held()).resolves.toBe(1);
+            await expect(again.retention.expiredRuns('2025-04-01T00:00:00.000Z', 10)).resolves.toEqual([
+                'v1-run',
+                'v1-done',
+            ]);
+        } finally {
+            again.close();
+        }
+        const db = new Database(join(dir, 'app.sqlite'), { readonly: true });
+        try {
+            expect(db.pragma('user_version', { simple: true })).toBe(2);
+        } finally {
+            db.close();
+        }
+    });
+
+    it('refuses a database written by a newer schema version', () => {
+        const dir = tempDir();
+        const db = new Database(join(dir, 'app.sqlite'));
+        db.pragma('user_version = 99');
+        db.close();
+        expect(() => openEmbeddedStores(dir)).toThrow(/schema version 99/);
     });
 });

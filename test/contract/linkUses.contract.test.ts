@@ -1,6 +1,7 @@
 /**
- * The LinkUses contract (a link works once), run against the embedded SQLite store and the in-memory fake the
- * domain tests use, plus what only a durable store can show: across connections (processes) and reopening.
+ * The LinkUses contract (a link works once; storeContract.ts) run against the embedded SQLite store and the in-memory
+ * fake the domain tests use, plus what only a durable store can show: across connections (processes) and reopening.
+ * The Cosmos DB adapter runs the same contract in cosmosStores.contract.test.ts.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { join } from 'node:path';
 import { openEmbeddedStores } from '../../adapters/embedded/sqliteStores';
 import type { LinkUses } from '../../domain/ports';
 import { MemoryLinkUses } from '../support/linkFixtures';
+import { describeLinkUsesContract } from './storeContract';
 
 const AT = '2025-06-01T12:00:00.000Z';
 const dirs: string[] = [];
@@ -29,26 +31,8 @@ function sqlite(dir = tempDir()): LinkUses {
 afterEach(() => closers.splice(0).forEach((close) => close()));
 afterAll(() => dirs.forEach((dir) => rmSync(dir, { recursive: true, force: true })));
 
-describe.each<[string, () => LinkUses]>([
-    ['embedded SQLite', () => sqlite()],
-    ['in memory', () => new MemoryLinkUses()],
-])('LinkUses (%s)', (_name, open) => {
-    it('is true the first time and false ever after; used() tells without using', async () => {
-        const uses = open();
-        await expect(uses.used('jti-aaaaaaaaaaaaaaaa')).resolves.toBe(false);
-        await expect(uses.used('jti-aaaaaaaaaaaaaaaa')).resolves.toBe(false);
-        await expect(uses.use('jti-aaaaaaaaaaaaaaaa', AT)).resolves.toBe(true);
-        await expect(uses.used('jti-aaaaaaaaaaaaaaaa')).resolves.toBe(true);
-        await expect(uses.use('jti-aaaaaaaaaaaaaaaa', AT)).resolves.toBe(false);
-        await expect(uses.use('jti-bbbbbbbbbbbbbbbb', AT)).resolves.toBe(true);
-    });
-
-    it('of concurrent uses of one jti exactly one wins', async () => {
-        const uses = open();
-        const results = await Promise.all(Array.from({ length: 20 }, () => uses.use('jti-cccccccccccccccc', AT)));
-        expect(results.filter(Boolean)).toHaveLength(1);
-    });
-});
+describeLinkUsesContract('embedded SQLite', () => Promise.resolve(openEmbeddedStores(tempDir())));
+describeLinkUsesContract('in memory', () => Promise.resolve({ linkUses: new MemoryLinkUses(), close() {} }), 'fake');
 
 describe('LinkUses (embedded SQLite, durable)', () => {
     it('one winner across connections to the same database (as across processes)', async () => {
@@ -71,11 +55,5 @@ describe('LinkUses (embedded SQLite, durable)', () => {
         const again = sqlite(dir);
         await expect(again.used('jti-eeeeeeeeeeeeeeee')).resolves.toBe(true);
         await expect(again.use('jti-eeeeeeeeeeeeeeee', AT)).resolves.toBe(false);
-    });
-
-    it('refuses a use time that is not an ISO date-time', async () => {
-        await expect(sqlite().use('jti-ffffffffffffffff', 'yesterday')).rejects.toMatchObject({
-            code: 'VALIDATION_FAILED',
-        });
     });
 });

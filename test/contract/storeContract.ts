@@ -1,13 +1,23 @@
 /**
- * The store contract: what every adapter of RunStore, AuditLog and PolicyStore must do, written once and run
- * against each (embedded SQLite now, Cosmos DB later). `open` must return stores over an empty backend of their
- * own: every test opens one and closes it.
+ * The store contracts: what every adapter of RunStore, AuditLog and PolicyStore (describeStoreContract), LinkUses
+ * (describeLinkUsesContract) and EventOutbox (describeEventOutboxContract) must do, written once and run against
+ * each (embedded SQLite and Cosmos DB; LinkUses also against the in-memory fake). `open` must return stores over an
+ * empty backend of their own: every test opens one and closes it. Only what the ports promise is asserted; what
+ * one adapter does its own way (SQLite's numeric cursors, Cosmos DB's TTLs) is tested beside that adapter.
  */
-import { AuditRecord, GENESIS_HASH, hashRecord, NewAuditEvent, verifyChain } from '../../domain/audit';
+import {
+    AuditRecord,
+    EVENT_TYPES,
+    GENESIS_HASH,
+    hashRecord,
+    NewAuditEvent,
+    POLICY_CHAIN,
+    verifyChain,
+} from '../../domain/audit';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors';
 import { initialStages, RunStatus, Stage } from '../../domain/pipeline';
 import { CheckpointPolicy, DEFAULT_POLICY } from '../../domain/policy';
-import { AuditLog, PolicyStore, RunFilter, RunStore } from '../../domain/ports';
+import { AuditLog, EventOutbox, LinkUses, PolicyStore, RunFilter, RunStore } from '../../domain/ports';
 import { RunDoc } from '../../domain/run';
 
 export interface OpenedStores {
@@ -503,6 +513,133 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 expect((lost[0] as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
                 await expect(s.policies.get()).resolves.toMatchObject({ version: 1 });
             });
+        });
+    });
+}
+
+export interface OpenedLinkUses {
+    linkUses: LinkUses;
+    close(): void | Promise<void>;
+}
+
+/**
+ * The LinkUses contract (a link works once). `kind: 'fake'` is for in-memory test doubles, which skip what only a
+ * store checks (that a use time is an ISO date-time).
+ */
+export function describeLinkUsesContract(
+    name: string,
+    open: () => Promise<OpenedLinkUses>,
+    kind: 'store' | 'fake' = 'store',
+): void {
+    const AT = '2025-06-01T12:00:00.000Z';
+
+    describe(`LinkUses contract: ${name}`, () => {
+        let s: OpenedLinkUses;
+
+        beforeEach(async () => {
+            s = await open();
+        });
+
+        afterEach(async () => {
+            await s.close();
+        });
+
+        it('is true the first time and false ever after; used() tells without using', async () => {
+            const uses = s.linkUses;
+            await expect(uses.used('jti-aaaaaaaaaaaaaaaa')).resolves.toBe(false);
+            await expect(uses.used('jti-aaaaaaaaaaaaaaaa')).resolves.toBe(false);
+            await expect(uses.use('jti-aaaaaaaaaaaaaaaa', AT)).resolves.toBe(true);
+            await expect(uses.used('jti-aaaaaaaaaaaaaaaa')).resolves.toBe(true);
+            await expect(uses.use('jti-aaaaaaaaaaaaaaaa', AT)).resolves.toBe(false);
+            await expect(uses.use('jti-bbbbbbbbbbbbbbbb', AT)).resolves.toBe(true);
+        });
+
+        it('of concurrent uses of one jti exactly one wins', async () => {
+            const results = await Promise.all(
+                Array.from({ length: 20 }, () => s.linkUses.use('jti-cccccccccccccccc', AT)),
+            );
+            expect(results.filter(Boolean)).toHaveLength(1);
+        });
+
+        if (kind === 'store') {
+            it('refuses a use time that is not an ISO date-time', async () => {
+                await expect(s.linkUses.use('jti-ffffffffffffffff', 'yesterday')).rejects.toMatchObject({
+                    code: 'VALIDATION_FAILED',
+                });
+                await expect(s.linkUses.used('jti-ffffffffffffffff')).resolves.toBe(false);
+            });
+        }
+    });
+}
+
+export interface OpenedOutboxStores {
+    audit: AuditLog;
+    outbox: EventOutbox;
+    close(): void | Promise<void>;
+}
+
+/**
+ * The EventOutbox contract: an entry per audit record of a SPEC event, keyed runId:seq, read back in recording order
+ * (so seq order within a run), forgotten once marked published.
+ */
+export function describeEventOutboxContract(name: string, open: () => Promise<OpenedOutboxStores>): void {
+    describe(`EventOutbox contract: ${name}`, () => {
+        let s: OpenedOutboxStores;
+
+        beforeEach(async () => {
+            s = await open();
+        });
+
+        afterEach(async () => {
+            await s.close();
+        });
+
+        it('holds one entry per SPEC event record, keyed runId:seq, with the stored record', async () => {
+            const records: AuditRecord[] = [];
+            for (const [i, type] of EVENT_TYPES.entries())
+                records.push(await s.audit.append(makeEvent('r1', i + 1, { type })));
+            const pending = await s.outbox.pending(100);
+            expect(pending.map((e) => e.id)).toEqual(records.map((r) => `r1:${r.seq}`));
+            expect(pending.map((e) => e.record)).toEqual(records);
+            expect(pending[0]).toEqual({ id: 'r1:1', runId: 'r1', seq: 1, record: records[0] });
+        });
+
+        it('leaves policy changes out: they are audited, not published', async () => {
+            await s.audit.append(makeEvent(POLICY_CHAIN, 1, { type: 'policy.updated', stage: undefined }));
+            expect(await s.outbox.pending(10)).toEqual([]);
+        });
+
+        it('adds nothing for an append repeated with the same eventId', async () => {
+            await s.audit.append(makeEvent('r1', 1));
+            await s.audit.append(makeEvent('r1', 1));
+            await Promise.all([s.audit.append(makeEvent('r1', 2)), s.audit.append(makeEvent('r1', 2))]);
+            expect((await s.outbox.pending(10)).map((e) => e.id)).toEqual(['r1:1', 'r1:2']);
+        });
+
+        it('returns entries in recording order (so seq order per run) under concurrent appends, a page at a time', async () => {
+            const writes = [];
+            for (let i = 1; i <= 20; i++)
+                for (const run of ['a', 'b', 'c']) writes.push(s.audit.append(makeEvent(run, i)));
+            await Promise.all(writes);
+            const all = await s.outbox.pending(1000);
+            expect(all).toHaveLength(60);
+            for (const run of ['a', 'b', 'c'])
+                expect(all.filter((e) => e.runId === run).map((e) => e.seq)).toEqual(
+                    Array.from({ length: 20 }, (_, i) => i + 1),
+                );
+            expect(await s.outbox.pending(7)).toEqual(all.slice(0, 7));
+        });
+
+        it('forgets what is marked published, idempotently, and leaves the audit records alone', async () => {
+            for (let i = 1; i <= 4; i++) await s.audit.append(makeEvent('r1', i));
+            await s.outbox.markPublished(['r1:1', 'r1:2']);
+            await s.outbox.markPublished(['r1:1', 'nope:9']);
+            await s.outbox.markPublished([]);
+            expect((await s.outbox.pending(10)).map((e) => e.id)).toEqual(['r1:3', 'r1:4']);
+            // A retried append of a published record does not bring its entry back.
+            await s.audit.append(makeEvent('r1', 2));
+            expect((await s.outbox.pending(10)).map((e) => e.id)).toEqual(['r1:3', 'r1:4']);
+            expect((await s.audit.list('r1', 10)).items).toHaveLength(4);
         });
     });
 }
