@@ -109,7 +109,14 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         log,
     });
 
-    const adapters = triggerAdapters({ eventGrid });
+    const adapters = triggerAdapters({
+        eventGrid,
+        serviceBus: {
+            maxConcurrentCalls: config.limits.maxConcurrentCalls,
+            ...config.queue,
+            sqliteSync: config.sqliteSync,
+        },
+    });
     const host = { registry, clientData: () => clientData, log, dataDir: config.dataDir };
     for (const adapter of adapters) await adapter.start(registry.byTriggerType(adapter.type), host);
     const served = new Set(['httptrigger', ...BUILT_IN_TRIGGERS, ...adapters.map((a) => a.type.toLowerCase())]);

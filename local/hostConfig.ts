@@ -16,12 +16,22 @@ export interface HostConfig {
         maxConcurrentOrchestratorFunctions: number;
         maxConcurrentEntityFunctions: number;
         maxBacklog: number;
+        /** Service Bus trigger invocations at once, per function (host.json `extensions.serviceBus.maxConcurrentCalls`). */
+        maxConcurrentCalls: number;
+    };
+    /** The embedded queue that stands in for Service Bus. */
+    queue: {
+        /** Deliveries before a message is dead-lettered (`MESH_QUEUE_MAX_DELIVERY`, default 2000). */
+        maxDeliveryCount: number;
+        /** How long a delivery's lock lasts before it is renewed (`MESH_QUEUE_LOCK_MS`, default 60 s, as Service Bus). */
+        lockMs: number;
     };
 }
 
 interface HostJson {
     extensions?: {
         http?: { routePrefix?: string };
+        serviceBus?: { maxConcurrentCalls?: number };
         durableTask?: {
             hubName?: string;
             maxConcurrentActivityFunctions?: number;
@@ -64,14 +74,23 @@ export function hostConfig(env: NodeJS.ProcessEnv, root: string): HostConfig {
                 dt.maxConcurrentEntityFunctions ?? 10,
             ),
             maxBacklog: positive(env.MESH_MAX_BACKLOG, dt.maxConcurrentOrchestratorFunctions ?? 10),
+            // The Functions host's own override of host.json (what Helm sets), so one setting serves both hosts.
+            maxConcurrentCalls: positive(
+                env.AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentCalls,
+                hostJson.extensions?.serviceBus?.maxConcurrentCalls ?? 1,
+            ),
+        },
+        queue: {
+            maxDeliveryCount: positive(env.MESH_QUEUE_MAX_DELIVERY, 2000, 'MESH_QUEUE_MAX_DELIVERY'),
+            lockMs: positive(env.MESH_QUEUE_LOCK_MS, 60_000, 'MESH_QUEUE_LOCK_MS'),
         },
     };
 }
 
-function positive(envValue: string | undefined, fallback: number): number {
+function positive(envValue: string | undefined, fallback: number, key?: string): number {
     if (envValue === undefined) return fallback;
     const n = Number(envValue);
     if (!Number.isInteger(n) || n < 1)
-        throw new Error(`Concurrency limits must be positive integers, got '${envValue}'.`);
+        throw new Error(`${key ?? 'Concurrency limits'} must be a positive integer, got '${envValue}'.`);
     return n;
 }

@@ -1,5 +1,6 @@
 import type { LocalEventGrid } from '../eventGrid/localEventGrid';
 import { EventGridTriggerAdapter } from './eventGrid';
+import { ServiceBusTriggerAdapter, type ServiceBusTriggerOptions } from './serviceBus';
 import { TimerTriggerAdapter } from './timer';
 import { TriggerAdapter } from './types';
 
@@ -7,6 +8,14 @@ import { TriggerAdapter } from './types';
 export const BUILT_IN_TRIGGERS = new Set(['httptrigger', 'orchestrationtrigger', 'activitytrigger', 'entitytrigger']);
 
 /** In start order: Event Grid subscribers are known before a timer (publishEvents runs on startup) can publish. */
-export function triggerAdapters(services: { eventGrid?: LocalEventGrid } = {}): TriggerAdapter[] {
-    return [new EventGridTriggerAdapter(services.eventGrid), new TimerTriggerAdapter()];
+export function triggerAdapters(
+    services: { eventGrid?: LocalEventGrid; serviceBus?: ServiceBusTriggerOptions } = {},
+): TriggerAdapter[] {
+    return [
+        new EventGridTriggerAdapter(services.eventGrid),
+        new ServiceBusTriggerAdapter(
+            services.serviceBus ?? { maxConcurrentCalls: 1, maxDeliveryCount: 2000, lockMs: 60_000 },
+        ),
+        new TimerTriggerAdapter(),
+    ];
 }
