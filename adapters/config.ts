@@ -4,6 +4,8 @@
  */
 import { join, resolve } from 'node:path';
 
+import { parseRateLimit, type RateLimits } from '../domain/rateLimit';
+
 /** Where bearer tokens come from and how to read them. */
 export interface AuthConfig {
     /** Expected `iss` (Entra: `https://login.microsoftonline.com/<tenant>/v2.0`). */
@@ -47,6 +49,7 @@ export function resetConfigForTests(): void {
     cachedReminder = undefined;
     cachedSecrets = undefined;
     cachedEventWebhook = null;
+    cachedScale = undefined;
 }
 
 /** Where runs, audit and policies are kept. */
@@ -268,4 +271,63 @@ export function parseEventWebhookConfig(env: Env): EventWebhookConfig | undefine
 export function eventWebhookConfig(): EventWebhookConfig | undefined {
     if (cachedEventWebhook === null) cachedEventWebhook = parseEventWebhookConfig(process.env);
     return cachedEventWebhook;
+}
+
+/** Admission, rate limits and retention (issue 5). */
+export interface ScaleConfig {
+    /** How many workflows may execute at once (`MESH_RUN_CAPACITY`, default 1000); the rest wait `Queued`, in order. */
+    readonly capacity: number;
+    /** How long one admission delivery waits for a slot before the message goes back to the queue (`MESH_ADMISSION_WAIT_MS`). */
+    readonly admissionWaitMs: number;
+    /** The admission queue (`MESH_ADMISSION_QUEUE`, default `mesh-admission`): a Service Bus queue on Azure. */
+    readonly admissionQueue: string;
+    /** Per-user and per-team limits (`MESH_RATE_LIMIT_USER`, `MESH_RATE_LIMIT_TEAM`: `<requests>/<seconds>`, or `off`). */
+    readonly rateLimits: RateLimits;
+    /** How long ended runs, their audit trail and history are kept (`MESH_RETENTION_DAYS`, default 90; fractions allowed). */
+    readonly retentionMs: number;
+    /** When the retention purge runs (`MESH_RETENTION_SCHEDULE`, NCRONTAB with seconds; default hourly). */
+    readonly retentionSchedule: string;
+}
+
+export const DEFAULT_RETENTION_SCHEDULE = '0 17 * * * *';
+
+let cachedScale: ScaleConfig | undefined;
+
+export function parseScaleConfig(env: Env): ScaleConfig {
+    const problems: string[] = [];
+    const number = (key: string, fallback: number, ok: (n: number) => boolean, rule: string): number => {
+        const text = env[key]?.trim();
+        if (!text) return fallback;
+        const n = Number(text);
+        if (ok(n)) return n;
+        problems.push(`${key} must be ${rule}, got '${text}'`);
+        return fallback;
+    };
+    const rate = (key: string, fallback: RateLimits['user']) => {
+        try {
+            return parseRateLimit(env[key], fallback);
+        } catch (e: unknown) {
+            problems.push(`${key}: ${(e as Error).message}`);
+            return undefined;
+        }
+    };
+    const capacity = number('MESH_RUN_CAPACITY', 1000, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
+    const admissionWaitMs = number('MESH_ADMISSION_WAIT_MS', 20_000, (n) => Number.isInteger(n) && n >= 0, 'ms >= 0');
+    const days = number('MESH_RETENTION_DAYS', 90, (n) => Number.isFinite(n) && n > 0, 'a number of days > 0');
+    const user = rate('MESH_RATE_LIMIT_USER', { limit: 1200, windowMs: 60_000 });
+    const team = rate('MESH_RATE_LIMIT_TEAM', { limit: 6000, windowMs: 60_000 });
+    if (problems.length) throw new Error(`Invalid configuration: ${problems.join('; ')}.`);
+    return Object.freeze({
+        capacity,
+        admissionWaitMs,
+        admissionQueue: env.MESH_ADMISSION_QUEUE?.trim() || 'mesh-admission',
+        rateLimits: Object.freeze({ ...(user ? { user } : {}), ...(team ? { team } : {}) }),
+        retentionMs: Math.round(days * 86_400_000),
+        retentionSchedule: env.MESH_RETENTION_SCHEDULE?.trim() || DEFAULT_RETENTION_SCHEDULE,
+    });
+}
+
+export function scaleConfig(): ScaleConfig {
+    cachedScale ??= parseScaleConfig(process.env);
+    return cachedScale;
 }

@@ -2,8 +2,15 @@
  * The composition root: builds each adapter once per process, lazily, from configuration. Triggers and
  * activities take what they need from here; tests pass fakes to the handler factories instead.
  */
+import { EventEmitter } from 'node:events';
+
+import { slotFreedBy } from '../domain/admission';
+import type { AuditRecord } from '../domain/audit';
 import type { NotifyPorts } from '../domain/notify';
 import type {
+    AdmissionQueue,
+    AdmissionSlots,
+    AppStores,
     AuditLog,
     Directory,
     EngineClient,
@@ -11,14 +18,29 @@ import type {
     LinkSigner,
     LinkUses,
     PolicyStore,
+    RateCounters,
+    RetentionStore,
     RunStore,
     SecretStore,
 } from '../domain/ports';
+import type { RunDoc } from '../domain/run';
 import type { StepPorts } from '../domain/steps';
 import { JwtAuthenticator } from './auth/jwtAuthenticator';
-import { authConfig, linkConfig, notifyConfig, secretEnvironment, secretsConfig, storeConfig } from './config';
+import {
+    authConfig,
+    linkConfig,
+    notifyConfig,
+    scaleConfig,
+    secretEnvironment,
+    secretsConfig,
+    storeConfig,
+} from './config';
+import { cryptoConfig } from './crypto/config';
+import { encryptedAuditLog, encryptedRunStore, openAuditDetails } from './crypto/encryptedStores';
+import { cachedCipher, keyRingSource } from './crypto/keyRing';
 import { EntraDirectory, graphToken, parseGroupMappings } from './directory/entraDirectory';
 import { JsonDirectory } from './directory/jsonDirectory';
+import { EmbeddedAdmissionQueue, openSqliteQueue } from './embedded/sqliteQueue';
 import { openEmbeddedStores } from './embedded/sqliteStores';
 import { engineConfig } from './engines/config';
 import { HttpEngineClient } from './engines/httpEngineClient';
@@ -33,6 +55,7 @@ import { SlackNotifier } from './notify/slack';
 import { TeamsNotifier } from './notify/teams';
 import { WebhookNotifier } from './notify/webhook';
 import { LocalSettingsSecretStore } from './secrets/localSettingsSecretStore';
+import { ServiceBusAdmissionQueue, serviceBusConnectionOf } from './serviceBus/serviceBusAdmissionQueue';
 
 export interface Deps {
     runs: RunStore;
@@ -56,6 +79,18 @@ export interface Deps {
     readonly directory: Directory;
     /** The notification channels, the outbox and the links' origin (issue 4). Built on first use. */
     readonly notify: Omit<NotifyPorts, 'info' | 'warn'>;
+    /** Admission slots: how many workflows execute at once (MESH_RUN_CAPACITY). */
+    slots: AdmissionSlots;
+    /** Resolves when a slot may have come free in this process, or after `ms` (other instances are polled). */
+    slotFreed(ms: number): Promise<void>;
+    /** Where queued runs wait: Service Bus when `ServiceBusConnection` is set, else the embedded queue. Built on first use. */
+    readonly admission: AdmissionQueue;
+    /** Request counters behind the per-user and per-team rate limits. */
+    rateCounters: RateCounters;
+    /** What retention finds and removes. */
+    retention: RetentionStore;
+    /** An audit record as people read it: sealed fields opened. Verify records as stored, before this. */
+    forDisplay(record: AuditRecord): Promise<AuditRecord>;
 }
 
 let built: Deps | undefined;
@@ -66,10 +101,28 @@ export function deps(): Deps {
 }
 
 function build(): Deps {
-    const store = storeConfig();
-    if (store.kind !== 'embedded') throw new Error(`MESH_STORE=${store.kind} is not available in this build.`);
-    const { runs, audit: stored, policies, outbox, linkUses } = openEmbeddedStores(store.dataDir);
+    const stores = openStores();
     const secrets = buildSecrets();
+    const crypto = cryptoConfig();
+    // Sensitive fields are sealed before any store sees them (adapters/crypto): the same on either store.
+    const cipher = crypto.enabled ? cachedCipher(keyRingSource(secrets, crypto)) : undefined;
+    const freed = new EventEmitter().setMaxListeners(0);
+    const sealedRuns = cipher ? encryptedRunStore(stores.runs, cipher) : stores.runs;
+    const runs = releasingSlots(sealedRuns, stores.slots, () => freed.emit('freed'));
+    const stored = cipher ? encryptedAuditLog(stores.audit, cipher) : stores.audit;
+    const forDisplay = (record: AuditRecord): Promise<AuditRecord> =>
+        cipher ? openAuditDetails(record, cipher) : Promise.resolve(record);
+    const { policies, linkUses } = stores;
+    // Events carry what people read: sealed comments are opened on their way to Event Grid (over TLS, to subscribers
+    // the infrastructure names), as they were before encryption at rest.
+    const outbox: EventOutbox = {
+        pending: async (limit) =>
+            Promise.all(
+                (await stores.outbox.pending(limit)).map(async (e) => ({ ...e, record: await forDisplay(e.record) })),
+            ),
+        markPublished: (ids) => stores.outbox.markPublished(ids),
+    };
+    let admission: AdmissionQueue | undefined;
     let links: LinkSigner | undefined;
     // Every append nudges the dispatcher (once it runs), so events go out at once rather than at the next timer tick.
     let events: { dispatcher: EventDispatcher | undefined } | undefined;
@@ -115,7 +168,74 @@ function build(): Deps {
         get notify() {
             return (notify ??= buildNotify(this));
         },
+        slots: stores.slots,
+        slotFreed: (ms) =>
+            new Promise<void>((resolve) => {
+                const done = (): void => {
+                    clearTimeout(timer);
+                    freed.off('freed', done);
+                    resolve();
+                };
+                const timer = setTimeout(done, ms);
+                freed.once('freed', done);
+            }),
+        get admission() {
+            return (admission ??= buildAdmissionQueue());
+        },
+        rateCounters: stores.rateCounters,
+        retention: stores.retention,
+        forDisplay,
     };
+}
+
+/** The app's stores: embedded SQLite under MESH_DATA_DIR (the default), or Cosmos DB (`MESH_STORE=cosmos`). */
+function openStores(): AppStores {
+    const store = storeConfig();
+    if (store.kind === 'cosmos') {
+        // Loaded only when selected: the embedded default never loads the Cosmos SDK.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { parseCosmosConfig } = require('./cosmos/config') as typeof import('./cosmos/config');
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const { openCosmosStores } = require('./cosmos/cosmosStores') as typeof import('./cosmos/cosmosStores');
+        return openCosmosStores(parseCosmosConfig(process.env));
+    }
+    return openEmbeddedStores(store.dataDir);
+}
+
+/**
+ * Frees a run's admission slot when an update stops it executing (it waits for a person, is paused, or ends), and
+ * tells local waiters. Every status change goes through `update`, so this is the one place slots are released.
+ */
+function releasingSlots(runs: RunStore, slots: AdmissionSlots, freed: () => void): RunStore {
+    return {
+        create: (run) => runs.create(run),
+        get: (id) => runs.get(id),
+        update: async (id, mutate) => {
+            let before: RunDoc['status'] | undefined;
+            const after = await runs.update(id, (run) => {
+                before = run.status;
+                return mutate(run);
+            });
+            if (before !== undefined && slotFreedBy(before, after.status)) {
+                await slots.release(id);
+                freed();
+            }
+            return after;
+        },
+        list: (filter, limit, token) => runs.list(filter, limit, token),
+        changesSince: (cursor, limit) => runs.changesSince(cursor, limit),
+        putOutput: (runId, key, output) => runs.putOutput(runId, key, output),
+        getOutput: (runId, key) => runs.getOutput(runId, key),
+        ping: () => runs.ping(),
+    };
+}
+
+/** Service Bus when `ServiceBusConnection` (or its `__fullyQualifiedNamespace`) is set; else the embedded queue. */
+function buildAdmissionQueue(): AdmissionQueue {
+    const name = scaleConfig().admissionQueue;
+    const connection = serviceBusConnectionOf(process.env);
+    if (connection) return new ServiceBusAdmissionQueue(connection, name);
+    return new EmbeddedAdmissionQueue(openSqliteQueue(storeConfig().dataDir), name);
 }
 
 /** Key Vault (cached, SDK loaded on first read) when `KEY_VAULT_URL` is set; else the local secret store. */

@@ -30,7 +30,13 @@ export type EventType = (typeof EVENT_TYPES)[number];
 
 /** Policy changes are audited in a chain of their own, under this pseudo run id. */
 export const POLICY_CHAIN = '_policies';
-export type AuditType = EventType | 'policy.updated';
+/** Retention purges are audited in a chain of their own, which the purge itself never removes. */
+export const RETENTION_CHAIN = '_retention';
+/** The chains that belong to no run: readable by Compliance and Admin, never purged. */
+export const SYSTEM_CHAINS: readonly string[] = [POLICY_CHAIN, RETENTION_CHAIN];
+/** Every audit record type: the SPEC events, and the system chains' own. */
+export const AUDIT_TYPES = [...EVENT_TYPES, 'policy.updated', 'retention.purged'] as const;
+export type AuditType = (typeof AUDIT_TYPES)[number];
 
 /** What a state change appends; the log adds seq, prevHash and hash. */
 export interface NewAuditEvent {

@@ -2,6 +2,7 @@
  * Who may do what (SPEC's endpoint table). A caller who may not see a run gets NOT_FOUND, never FORBIDDEN,
  * so a run's existence does not leak across teams.
  */
+import { SYSTEM_CHAINS } from './audit';
 import { ForbiddenError, NotFoundError } from './errors';
 import { type Principal, type Role, seesAllTeams } from './principal';
 import type { CheckpointState, RunDoc } from './run';
@@ -33,6 +34,22 @@ export function canSee(p: Principal, run: Pick<RunDoc, 'metadata'>): boolean {
 export function visibleRun<T extends Pick<RunDoc, 'metadata' | 'id'>>(p: Principal, run: T | undefined, id: string): T {
     if (!run || !canSee(p, run)) throw new NotFoundError(`Run '${id}' was not found.`);
     return run;
+}
+
+/**
+ * The audit trail behind `id`: a run's (as `visibleRun`), or a system chain (policy changes, retention purges), which
+ * Compliance and Admin read; anyone else gets NOT_FOUND, as for a run that does not exist.
+ */
+export async function assertCanReadTrail(
+    p: Principal,
+    id: string,
+    runOf: (id: string) => Promise<Pick<RunDoc, 'metadata' | 'id'> | undefined>,
+): Promise<void> {
+    if (SYSTEM_CHAINS.includes(id)) {
+        if (!has(p, POLICY_WRITERS)) throw new NotFoundError(`Run '${id}' was not found.`);
+        return;
+    }
+    visibleRun(p, await runOf(id), id);
 }
 
 /** Pause and abort: Operator or Admin; the submitter may abort (not pause) their own run. */

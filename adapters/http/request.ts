@@ -6,13 +6,20 @@ import * as df from 'durable-functions';
 
 import { ForbiddenError, NotFoundError, ValidationError } from '../../domain/errors';
 import type { Principal } from '../../domain/principal';
+import { enforceRateLimits } from '../../domain/rateLimit';
 import { RUN_ID } from '../../domain/run';
+import { scaleConfig } from '../config';
 import { deps } from '../deps';
 
-/** The authenticated caller; one without any Mesh app role is FORBIDDEN everywhere. */
+/**
+ * The authenticated caller; one without any Mesh app role is FORBIDDEN everywhere. Every authenticated request counts
+ * against the caller's and their teams' rate limits (RATE_LIMITED with Retry-After once one is exceeded).
+ */
 export async function principalOf(req: HttpRequest): Promise<Principal> {
-    const p = await deps().auth.principal(req);
+    const d = deps();
+    const p = await d.auth.principal(req);
     if (p.roles.length === 0) throw new ForbiddenError('No Mesh role is assigned to you.');
+    await enforceRateLimits(d.rateCounters, p, scaleConfig().rateLimits, d.now().getTime());
     return p;
 }
 

@@ -8,19 +8,19 @@ import { principalOf, runIdParam } from '../../adapters/http/request';
 import { type AuditRecord, verifyChain } from '../../domain/audit';
 import { correlationIdFrom } from '../../domain/correlation';
 import { ValidationError } from '../../domain/errors';
-import { visibleRun } from '../../domain/rbac';
+import { assertCanReadTrail } from '../../domain/rbac';
 
 const MAX_PAGE = 1000;
 
 /**
  * GET /pipeline/logs/{id}: the audit timeline, re-verified on every read (`data.chain` says whether the hash
- * chain holds and where it breaks). Paged with continuationToken; `?format=ndjson` streams every record.
+ * chain holds and where it breaks). `_policies` and `_retention` are the system chains (Compliance, Admin). Paged with continuationToken; `?format=ndjson` streams every record.
  */
 export async function getPipelineLogs(req: HttpRequest, _ctx: InvocationContext): Promise<Result<unknown>> {
     const principal = await principalOf(req);
     const id = runIdParam(req);
     const d = deps();
-    visibleRun(principal, await d.runs.get(id), id);
+    await assertCanReadTrail(principal, id, (runId) => d.runs.get(runId));
     const limit = pageSize(req.query.get('limit'));
     const all: AuditRecord[] = [];
     for await (const r of d.audit.all(id)) all.push(r);
@@ -28,7 +28,7 @@ export async function getPipelineLogs(req: HttpRequest, _ctx: InvocationContext)
     const page = await d.audit.list(id, limit, req.query.get('continuationToken') ?? undefined);
     return {
         data: {
-            events: page.items,
+            events: await Promise.all(page.items.map((r) => d.forDisplay(r))),
             chain,
             ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
         },
@@ -43,14 +43,14 @@ async function logsHandler(req: HttpRequest, ctx: InvocationContext): Promise<Ht
         const principal = await principalOf(req);
         const id = runIdParam(req);
         const d = deps();
-        visibleRun(principal, await d.runs.get(id), id);
+        await assertCanReadTrail(principal, id, (runId) => d.runs.get(runId));
         const records = d.audit.all(id)[Symbol.asyncIterator]();
         const encoder = new TextEncoder();
         const body = new ReadableStream<Uint8Array>({
             async pull(controller) {
                 const next = await records.next();
                 if (next.done) controller.close();
-                else controller.enqueue(encoder.encode(JSON.stringify(next.value) + '\n'));
+                else controller.enqueue(encoder.encode(JSON.stringify(await d.forDisplay(next.value)) + '\n'));
             },
         });
         return {

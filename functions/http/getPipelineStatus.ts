@@ -14,7 +14,8 @@ export async function getPipelineStatus(req: HttpRequest, _ctx: InvocationContex
     const id = runIdParam(req);
     const d = deps();
     const run = visibleRun(principal, await d.runs.get(id), id);
-    return { data: statusView(run, await d.audit.latest(id, HISTORY)) };
+    const history = await Promise.all((await d.audit.latest(id, HISTORY)).map((r) => d.forDisplay(r)));
+    return { data: statusView(run, history) };
 }
 
 app.http('getPipelineStatus', {

@@ -52,8 +52,13 @@ export async function pipelineEvents(req: HttpRequest, ctx: InvocationContext): 
                     if (page.cursor) cursor = page.cursor;
                     const visible = page.runs.filter((r) => canSee(principal, r) && (only === null || r.id === only));
                     if (visible.length) {
+                        // The page's cursor goes on its last event only: a client's Last-Event-ID keeps the last id it
+                        // saw, and one resuming mid-page gets the page again (status snapshots: harmless to repeat).
                         const text = visible
-                            .map((r) => `id: ${cursor}\nevent: status\ndata: ${JSON.stringify(summaryView(r))}\n\n`)
+                            .map((r, i) => {
+                                const id = i === visible.length - 1 ? `id: ${cursor}\n` : '';
+                                return `${id}event: status\ndata: ${JSON.stringify(summaryView(r))}\n\n`;
+                            })
                             .join('');
                         controller.enqueue(encoder.encode(text));
                         lastWrite = Date.now();

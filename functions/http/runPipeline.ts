@@ -5,15 +5,17 @@ import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
-import { durableClient, orchestrationOf, principalOf, traceparentOf, urlFor } from '../../adapters/http/request';
+import { orchestrationOf, principalOf, traceparentOf, urlFor } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
 import { ValidationError } from '../../domain/errors';
-import { checkpointSpecsOf, type SubmitRequest, submitRun } from '../../domain/submit';
-import { MeshPipeline, type PipelineInput } from '../../orchestrators/meshPipeline/contract';
+import { type SubmitRequest, submitRun } from '../../domain/submit';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
 
-/** POST /pipeline/run: starts a workflow. An Idempotency-Key makes retries return the same run. */
+/**
+ * POST /pipeline/run: submits a workflow. The run is stored `Queued` and put on the admission queue, so a burst is
+ * answered at once and nothing is dropped. An Idempotency-Key makes retries return the same run.
+ */
 export async function runPipeline(req: HttpRequest, ctx: InvocationContext, call: CallInfo): Promise<Result<unknown>> {
     const principal = await principalOf(req);
     const body = await parseBody<SubmitRequest>(req, 'run-request');
@@ -30,17 +32,10 @@ export async function runPipeline(req: HttpRequest, ctx: InvocationContext, call
         idempotencyKey: key,
         at: d.now().toISOString(),
     });
-    // A retry after a crash between creating the run and starting its workflow starts it now.
-    if (created || !(await orchestrationOf(ctx, run.id))) {
-        const input: PipelineInput = {
-            runId: run.id,
-            checkpoints: checkpointSpecsOf(run),
-            maxIterations: run.maxIterations,
-            correlationID: run.correlationID,
-            traceparent: run.traceparent,
-        };
-        await durableClient(ctx).startNew(MeshPipeline.name, { instanceId: run.id, input });
-    }
+    // The admitter starts the workflow once a slot is free (functions/serviceBus/admitRun.ts). A retry after a crash
+    // between creating the run and enqueueing it enqueues it now (the admitter ignores a second message).
+    if (created || (run.status === 'Queued' && !(await orchestrationOf(ctx, run.id))))
+        await d.admission.enqueue({ runId: run.id, correlationID: run.correlationID });
     const statusUrl = urlFor(req, `/pipeline/status/${run.id}`);
     return {
         status: 202,

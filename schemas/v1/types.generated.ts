@@ -26,7 +26,8 @@ export type AuditEventType =
     | 'checkpoint.decided'
     | 'checkpoint.expired'
     | 'checkpoint.escalated'
-    | 'policy.updated';
+    | 'policy.updated'
+    | 'retention.purged';
 /**
  * An RFC 3339 date-time, UTC, e.g. 2025-01-31T12:00:00.000Z.
  *

@@ -5,7 +5,10 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+
+import { type CosmosServer, startCosmosServer } from './cosmosServer';
+import type { StoreKind } from './stores';
 
 /** The project root, from test/support or its compiled copy under dist/. */
 export const ROOT = projectRoot(__dirname);
@@ -26,6 +29,8 @@ export interface HostProcess {
     child: ChildProcess;
     dataDir: string;
     output: () => string;
+    /** The Cosmos-API server the host's store is on (`store: 'cosmos'`). */
+    cosmos?: CosmosServer;
     stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
@@ -39,10 +44,23 @@ export function tempDataDir(prefix = 'mesh-test-'): string {
     return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function startHostProcess(
-    opts: { dataDir?: string; appMain?: string; env?: Record<string, string>; nodeArgs?: string[] } = {},
-): Promise<HostProcess> {
+export interface HostOptions {
+    dataDir?: string;
+    appMain?: string;
+    env?: Record<string, string>;
+    nodeArgs?: string[];
+    /**
+     * The app's store. `cosmos` starts a local Cosmos-API server (in this test process, on loopback) unless `cosmos`
+     * passes one in; it is stopped with the host when the host started it.
+     */
+    store?: StoreKind;
+    cosmos?: CosmosServer;
+}
+
+export async function startHostProcess(opts: HostOptions = {}): Promise<HostProcess> {
     const dataDir = opts.dataDir ?? tempDataDir();
+    const ownCosmos = opts.store === 'cosmos' && !opts.cosmos ? await startCosmosServer() : undefined;
+    const cosmos = opts.cosmos ?? ownCosmos;
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'dist/local/main.js')], {
         cwd: ROOT,
         env: {
@@ -51,11 +69,24 @@ export async function startHostProcess(
             MESH_DATA_DIR: dataDir,
             MESH_KEYS_DIR: join(dataDir, 'keys'),
             MESH_LOG_INFO: '0',
+            // Tests poll hard; the rate-limit tests turn the limits on.
+            MESH_RATE_LIMIT_USER: 'off',
+            MESH_RATE_LIMIT_TEAM: 'off',
             ...(opts.appMain ? { MESH_APP_MAIN: opts.appMain } : {}),
+            ...(cosmos
+                ? {
+                      MESH_STORE: 'cosmos',
+                      COSMOS_ENDPOINT: cosmos.endpoint,
+                      COSMOS_KEY: cosmos.key,
+                      // One database per data dir: a restarted host (same data dir) finds its data again.
+                      COSMOS_DATABASE: `mesh-${basename(dataDir)}`,
+                  }
+                : {}),
             ...opts.env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
     });
+    if (ownCosmos) child.once('exit', () => void ownCosmos.close());
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -79,6 +110,7 @@ export async function startHostProcess(
         child,
         dataDir,
         output: () => out,
+        ...(cosmos ? { cosmos } : {}),
         stop(signal: NodeJS.Signals = 'SIGTERM') {
             return new Promise((res) => {
                 if (child.exitCode !== null || child.signalCode !== null) return res(child.exitCode);

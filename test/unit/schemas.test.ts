@@ -9,7 +9,7 @@ import addFormats from 'ajv-formats';
 import { buildOpenApi, bundleSchemas } from '../../adapters/http/openapi';
 import { COMMON, SCHEMA_NAMES, schemaId, type SchemaName, SCHEMAS } from '../../adapters/http/schemas';
 import { MAX_FIELD_ERRORS, parseBody, schemaErrors, validate } from '../../adapters/http/validation';
-import { type AuditRecord, chainNext, EVENT_TYPES, verifyChain } from '../../domain/audit';
+import { AUDIT_TYPES, type AuditRecord, chainNext, verifyChain } from '../../domain/audit';
 import { parseDuration } from '../../domain/duration';
 import { type FieldError, STATUS_OF, ValidationError } from '../../domain/errors';
 import { initialStages, POSITIONS, RISK_LEVELS, RUN_STATUSES, STAGES } from '../../domain/pipeline';
@@ -63,7 +63,7 @@ describe('schemas/v1', () => {
         ['channel', domainPolicy.CHANNELS],
         ['onTimeout', domainPolicy.ON_TIMEOUT],
         ['decision', DECISIONS],
-        ['auditEventType', [...EVENT_TYPES, 'policy.updated']],
+        ['auditEventType', AUDIT_TYPES],
         ['errorCode', Object.keys(STATUS_OF)],
     ])('common.%s lists exactly the domain values', (def, values) => {
         expect(common[def]?.enum).toEqual([...values]);

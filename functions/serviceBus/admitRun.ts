@@ -1,0 +1,64 @@
+/**
+ * admitRun: the Service Bus–triggered admitter. Each message names a queued run; the run's workflow starts once it
+ * holds one of `MESH_RUN_CAPACITY` slots. With no slot free within `MESH_ADMISSION_WAIT_MS`, the handler throws, the
+ * host abandons the message and it is delivered again from its place in the queue: runs are admitted in order and
+ * none is lost. (host.json keeps `maxConcurrentCalls` at 1 per instance for that order.) Locally the embedded host's
+ * queue delivers the same messages with the same peek-lock semantics.
+ */
+import { app, InvocationContext } from '@azure/functions';
+import * as df from 'durable-functions';
+
+import { scaleConfig } from '../../adapters/config';
+import { type Deps, deps } from '../../adapters/deps';
+import { durableClient, orchestrationOf } from '../../adapters/http/request';
+import { type AdmissionOutcome, admitRun as admit } from '../../domain/admission';
+import type { AdmissionMessage } from '../../domain/ports';
+import { checkpointSpecsOf } from '../../domain/submit';
+import { MeshPipeline, type PipelineInput } from '../../orchestrators/meshPipeline/contract';
+
+export async function admitRun(
+    message: unknown,
+    ctx: InvocationContext,
+    d: Pick<Deps, 'runs' | 'slots' | 'slotFreed' | 'now'>,
+): Promise<AdmissionOutcome | 'malformed'> {
+    const m = message as Partial<AdmissionMessage> | null;
+    if (typeof m?.runId !== 'string' || m.runId === '') {
+        // Delivering it again cannot help: complete it, and say so.
+        ctx.error(`admitRun: a message without a run id was dropped: ${JSON.stringify(message).slice(0, 200)}`);
+        return 'malformed';
+    }
+    const { capacity, admissionWaitMs } = scaleConfig();
+    const client = durableClient(ctx);
+    const outcome = await admit(
+        {
+            runs: d.runs,
+            slots: d.slots,
+            started: async (runId) => (await orchestrationOf(ctx, runId)) !== undefined,
+            start: async (run) => {
+                const input: PipelineInput = {
+                    runId: run.id,
+                    checkpoints: checkpointSpecsOf(run),
+                    maxIterations: run.maxIterations,
+                    correlationID: run.correlationID,
+                    traceparent: run.traceparent,
+                };
+                await client.startNew(MeshPipeline.name, { instanceId: run.id, input });
+            },
+            slotFreed: (ms) => d.slotFreed(ms),
+            now: () => d.now().getTime(),
+        },
+        { runId: m.runId, correlationID: m.correlationID ?? '' },
+        { capacity, waitMs: admissionWaitMs },
+    );
+    if (outcome === 'unknown-run') ctx.warn(`admitRun: run ${m.runId} does not exist; message completed`);
+    return outcome;
+}
+
+app.serviceBusQueue('admitRun', {
+    queueName: scaleConfig().admissionQueue,
+    connection: 'ServiceBusConnection',
+    extraInputs: [df.input.durableClient()],
+    handler: async (message: unknown, ctx: InvocationContext) => {
+        await admitRun(message, ctx, deps());
+    },
+});
