@@ -243,6 +243,11 @@ async function ensureContainer(database: Database, wanted: ContainerDefinition):
             await database.containers.create(wanted);
             return container;
         } catch (e: unknown) {
+            if (isForbidden(e))
+                throw new Error(
+                    `Cosmos DB container '${id}' does not exist, and this identity may not create it (Entra ID ` +
+                        'data-plane roles cannot): create it with infra/bicep/main.bicep.',
+                );
             if (!isConflict(e)) throw e;
             existing = (await container.read()).resource;
             if (!existing) throw new Error(`Cosmos DB container '${id}' was created concurrently but cannot be read.`);
@@ -278,6 +283,31 @@ async function reconcile(container: Container, existing: ContainerDefinition, wa
     const have = new Set((existing.indexingPolicy?.compositeIndexes ?? []).map(compositeKey));
     const missing = (wanted.indexingPolicy?.compositeIndexes ?? []).filter((c) => !have.has(compositeKey(c)));
     if (existing.defaultTtl === wanted.defaultTtl && missing.length === 0) return;
+    try {
+        await replaceDefinition(container, existing, wanted, missing);
+    } catch (e: unknown) {
+        // With Entra ID and key-based metadata writes disabled (infra/bicep), containers are infrastructure: the app
+        // works with what is there and says what differs, rather than refusing to start.
+        if (!isForbidden(e)) throw e;
+        console.warn(
+            `Cosmos DB container '${id}' differs from what this build expects (defaultTtl ${String(existing.defaultTtl)} ` +
+                `vs ${String(wanted.defaultTtl)}; ${missing.length} composite indexes missing) and this identity may not ` +
+                'change it: apply infra/bicep/main.bicep.',
+        );
+    }
+}
+
+function isForbidden(e: unknown): boolean {
+    return (e as { code?: unknown } | null)?.code === 403;
+}
+
+async function replaceDefinition(
+    container: Container,
+    existing: ContainerDefinition,
+    wanted: ContainerDefinition,
+    missing: CompositePath[][],
+): Promise<void> {
+    const id = wanted.id!;
     await container.replace({
         id,
         partitionKey: existing.partitionKey,
