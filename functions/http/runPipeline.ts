@@ -3,11 +3,12 @@ import { randomUUID } from 'node:crypto';
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
-import { deps } from '../../adapters/deps';
+import { type Deps, deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { orchestrationOf, principalOf, traceparentOf, urlFor } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
-import { ValidationError } from '../../domain/errors';
+import { UnavailableError, ValidationError } from '../../domain/errors';
+import { recordStateChange } from '../../domain/steps';
 import { type SubmitRequest, submitRun } from '../../domain/submit';
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,128}$/;
@@ -35,7 +36,7 @@ export async function runPipeline(req: HttpRequest, ctx: InvocationContext, call
     // The admitter starts the workflow once a slot is free (functions/serviceBus/admitRun.ts). A retry after a crash
     // between creating the run and enqueueing it enqueues it now (the admitter ignores a second message).
     if (created || (run.status === 'Queued' && !(await orchestrationOf(ctx, run.id))))
-        await d.admission.enqueue({ runId: run.id, correlationID: run.correlationID });
+        await enqueueOrFail(run.id, run.correlationID, d);
     const statusUrl = urlFor(req, `/pipeline/status/${run.id}`);
     return {
         status: 202,
@@ -48,6 +49,31 @@ export async function runPipeline(req: HttpRequest, ctx: InvocationContext, call
         },
         message: created ? 'accepted' : 'accepted (idempotent replay)',
     };
+}
+
+/**
+ * Puts the run on the admission queue. If the queue cannot take it, the run is recorded `Failed` (never left `Queued`
+ * with no message to admit it) and the caller gets 503 UNAVAILABLE: a retry with a new Idempotency-Key submits again.
+ */
+async function enqueueOrFail(runId: string, correlationID: string, d: Deps): Promise<void> {
+    try {
+        await d.admission.enqueue({ runId, correlationID });
+    } catch (e: unknown) {
+        const at = d.now().toISOString();
+        const message = 'The admission queue did not accept the run.';
+        await recordStateChange(d.steps, {
+            runId,
+            eventId: `${runId}/not-queued`,
+            type: 'pipeline.failed',
+            at,
+            actor: 'system',
+            correlationID,
+            reason: message,
+            details: { code: 'UNAVAILABLE' },
+            projection: { status: 'Failed', error: { code: 'UNAVAILABLE', message } },
+        });
+        throw new UnavailableError(message, { runId, cause: e instanceof Error ? e.name : 'unknown' });
+    }
 }
 
 app.http('runPipeline', {
