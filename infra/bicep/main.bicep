@@ -3,6 +3,23 @@
 // The app runs on AKS (infra/helm/mesh-orchestrator) as one user-assigned identity through Microsoft Entra Workload ID.
 // Every data-plane connection is identity-based: local auth (keys, SAS, connection strings) is disabled where the
 // service allows it, and the identity gets least-privilege data roles below.
+//
+// Outputs map onto the chart's values (see the Outputs section at the end). Two Key Vault secrets are NOT created here,
+// because a template would have to carry the key material: create them once after the first deployment, as someone
+// holding "Key Vault Secrets Officer" on the vault (RBAC vault: the app identity can only read secrets). Never put a
+// key in a file under version control, in a parameter file, or on a command line (printf below is a shell builtin).
+//   - mesh-data-keys (app setting MESH_DATA_KEYS_SECRET): the key ring of field encryption at rest (AES-256-GCM key
+//     encryption keys), JSON {"current":"<kid>","keys":{"<kid>":"<base64 of 32 bytes>"}}. A kid is 1-40 characters of
+//     [A-Za-z0-9._-]; the app's own format is dk-<yyyymmdd>-<8 hex>:
+//       kid="dk-$(date -u +%Y%m%d)-$(openssl rand -hex 4)"
+//       (umask 077; printf '{"current":"%s","keys":{"%s":"%s"}}' "$kid" "$kid" "$(openssl rand -base64 32)" > ring.json)
+//       az keyvault secret set --vault-name <keyVaultName> --name mesh-data-keys --file ring.json --content-type application/json
+//       shred -u ring.json
+//     Rotation: add a new kid to "keys", point "current" at it and set a new version of the secret. Never remove an
+//     old key while anything sealed under it is kept (up to retentionDays after a run ends); instances pick up the new
+//     version within KEY_VAULT_CACHE_TTL_SECONDS (default 300 s). Losing the ring loses every sealed value.
+//   - mesh-link-keys (MESH_LINK_KEYS_SECRET): the approval-link signing keys, {"current": <private ES256 JWK>,
+//     "previous"?: <private ES256 JWK>} (adapters/links/joseLinkSigner.ts). Required with the Cosmos DB store.
 
 targetScope = 'resourceGroup'
 
@@ -14,9 +31,26 @@ param location string = resourceGroup().location
 @maxLength(8)
 param namePrefix string = 'mesh'
 
-@description('Days audit records are kept (Cosmos DB TTL on the audit container). SPEC: 90 days by default.')
+// Retention (issue 5, docs/decisions.md #12). Runs, their outputs and audit trail are NOT expired by Cosmos DB TTL: a
+// TTL on each audit record counts from when it was written, so a run lasting longer than the period would lose the
+// head of its hash chain while still running. The app's retention timer (purgeExpired) removes whole runs that ended
+// more than MESH_RETENTION_DAYS ago; those containers keep TTL on with no default (-1). Nothing in Azure enforces
+// this value: it is only passed on to the chart (output helmAppSettings).
+@description('Days an ended run (projection, outputs, audit trail, durable history) is kept before the app purges it: app setting MESH_RETENTION_DAYS. SPEC: 90 days by default.')
 @minValue(1)
-param auditRetentionDays int = 90
+param retentionDays int = 90
+
+// Cosmos DB caps defaultTtl at 2^31 - 1 seconds: 24855 days.
+@description('Cosmos DB default TTL, in days, of the containers whose items expire by themselves (links, idempotency, outbox, ratelimits): app setting COSMOS_TTL_DAYS.')
+@minValue(1)
+@maxValue(24855)
+param ttlDays int = 90
+
+@description('Per-container overrides of ttlDays, e.g. { links: 30 } (keys: links, idempotency, outbox, ratelimits; app settings COSMOS_TTL_DAYS_<NAME>, all in output helmAppSettings).')
+param ttlDaysByContainer object = {}
+
+@description('Service Bus queue runs wait in until admitted (app setting MESH_ADMISSION_QUEUE, chart value admission.queueName).')
+param admissionQueueName string = 'mesh-admission'
 
 @description('Days Log Analytics keeps logs.')
 @minValue(30)
@@ -31,7 +65,7 @@ param kubernetesNamespace string = 'mesh'
 @description('ServiceAccount the Helm chart creates (the release fullname unless serviceAccount.name is set).')
 param kubernetesServiceAccount string = 'mesh-orchestrator'
 
-@description('KEDA operator ServiceAccount as namespace:name. KEDA reads the task hub queues as this same identity (TriggerAuthentication azure-workload).')
+@description('KEDA operator ServiceAccount as namespace:name. KEDA reads the task hub queues and the admission queue as this same identity (TriggerAuthentication azure-workload).')
 param kedaOperatorServiceAccount string = 'keda:keda-operator'
 
 @description('Tags applied to every resource.')
@@ -41,7 +75,16 @@ param tags object = {
 
 var prefix = toLower(namePrefix)
 var suffix = uniqueString(resourceGroup().id, prefix)
-var auditTtlSeconds = auditRetentionDays * 24 * 60 * 60
+var daySeconds = 24 * 60 * 60
+// What the app computes in adapters/cosmos/config.ts: COSMOS_TTL_DAYS_<NAME>, else COSMOS_TTL_DAYS.
+var ttlDaysOf = {
+  links: contains(ttlDaysByContainer, 'links') ? int(ttlDaysByContainer.links) : ttlDays
+  idempotency: contains(ttlDaysByContainer, 'idempotency') ? int(ttlDaysByContainer.idempotency) : ttlDays
+  outbox: contains(ttlDaysByContainer, 'outbox') ? int(ttlDaysByContainer.outbox) : ttlDays
+  ratelimits: contains(ttlDaysByContainer, 'ratelimits') ? int(ttlDaysByContainer.ratelimits) : ttlDays
+}
+// TTL on, nothing expires by default: what the retention job purges (runs, outputs, audit, policies, admission).
+var neverExpires = -1
 
 // Built-in role definition ids (Azure RBAC).
 var roles = {
@@ -50,6 +93,7 @@ var roles = {
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   eventGridDataSender: 'd5a91429-5739-47e2-a06b-3470a27159e7'
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
@@ -140,7 +184,7 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   }
 }
 
-// ---- Cosmos DB: run projection, audit trail, policies, signed links -------------------------------------------
+// ---- Cosmos DB: the store of every port (MESH_STORE=cosmos) ---------------------------------------------------
 
 resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
   name: 'cosmos-${prefix}-${suffix}'
@@ -164,8 +208,10 @@ resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
         name: 'EnableServerless'
       }
     ]
-    // Entra ID only (COSMOS__accountEndpoint + workload identity); no primary keys. Databases and containers are
-    // created here, not by the app: Entra data-plane roles cannot create them.
+    // Entra ID only (COSMOS_ENDPOINT without COSMOS_KEY + workload identity); no primary keys. The database and every
+    // container are created here, not by the app: Entra data-plane roles cannot create or change them. The app checks
+    // what it finds at startup (adapters/cosmos/cosmosContext.ts): a missing container, a different partition key or
+    // a missing unique key is an error; a different TTL or missing composite indexes a warning.
     disableLocalAuth: true
     disableKeyBasedMetadataWriteAccess: true
   }
@@ -181,7 +227,25 @@ resource cosmosDb 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15
   }
 }
 
-// One document per run (optimistic concurrency by _etag).
+// The containers below mirror containerDefinitions() in adapters/cosmos/cosmosContext.ts EXACTLY (names, partition
+// keys, defaultTtl, unique keys, indexing): change both together. Every indexing policy indexes everything except the
+// bulky fields no query filters on (a write's RU charge grows with its indexed paths) and the default /"_etag"/?.
+// Partition keys and unique keys are fixed at creation: changing one means a new container and a data migration.
+//
+// | container     | partition key | defaultTtl                       |
+// |---------------|---------------|----------------------------------|
+// | runs          | /id           | -1 (retention job)               |
+// | outputs       | /runId        | -1 (retention job)               |
+// | audit         | /runId        | -1 (retention job), unique key /eventId |
+// | policies      | /id           | -1                               |
+// | admission     | /id           | -1 (one semaphore document)      |
+// | links         | /id           | ttlDays (links)                  |
+// | idempotency   | /id           | ttlDays (idempotency)            |
+// | outbox        | /id           | ttlDays (outbox)                 |
+// | ratelimits    | /id           | ttlDays (ratelimits), item ttl   |
+
+// One document per run (optimistic concurrency by _etag). The composite indexes serve the two two-field ORDER BYs:
+// the run list (_createdAt desc, id desc) and the retention scan (_updatedAt asc, id asc).
 resource runsContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
   parent: cosmosDb
   name: 'runs'
@@ -195,12 +259,105 @@ resource runsContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/conta
         kind: 'Hash'
         version: 2
       }
+      defaultTtl: neverExpires
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+          {
+            path: '/input/*'
+          }
+          {
+            path: '/output/*'
+          }
+          {
+            path: '/stages/*'
+          }
+          {
+            path: '/checkpoints/*'
+          }
+          {
+            path: '/nextAction/*'
+          }
+        ]
+        compositeIndexes: [
+          [
+            {
+              path: '/_createdAt'
+              order: 'descending'
+            }
+            {
+              path: '/id'
+              order: 'descending'
+            }
+          ]
+          [
+            {
+              path: '/_updatedAt'
+              order: 'ascending'
+            }
+            {
+              path: '/id'
+              order: 'ascending'
+            }
+          ]
+        ]
+      }
     }
   }
 }
 
-// Append-only, hash-chained per run; one partition per run keeps a run's chain in one logical partition.
-// Retention is the container's default TTL (SPEC: 90 days by default, configurable).
+// Stage outputs, one logical partition per run (purged with it).
+resource outputsContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
+  parent: cosmosDb
+  name: 'outputs'
+  properties: {
+    resource: {
+      id: 'outputs'
+      partitionKey: {
+        paths: [
+          '/runId'
+        ]
+        kind: 'Hash'
+        version: 2
+      }
+      defaultTtl: neverExpires
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+          {
+            path: '/value/*'
+          }
+        ]
+      }
+    }
+  }
+}
+
+// Append-only, hash-chained per run; one partition per run keeps a run's chain in one logical partition. No default
+// TTL (see retentionDays): the retention job removes a run's whole chain once the run ended. The unique key on
+// /eventId (per logical partition, i.e. per run) guards append's idempotency under concurrency.
+// UPGRADE NOTE: an environment deployed with the earlier template has an `audit` container without this unique key
+// (and with a default TTL). A unique key cannot be added in place, so this deployment fails on that container (and
+// the app refuses it): copy the trails out, delete the container, deploy, copy them back (every record keeps its
+// eventId, so no two collide within a run).
 resource auditContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
   parent: cosmosDb
   name: 'audit'
@@ -214,7 +371,33 @@ resource auditContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/cont
         kind: 'Hash'
         version: 2
       }
-      defaultTtl: auditTtlSeconds
+      defaultTtl: neverExpires
+      uniqueKeyPolicy: {
+        uniqueKeys: [
+          {
+            paths: [
+              '/eventId'
+            ]
+          }
+        ]
+      }
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+          {
+            path: '/details/*'
+          }
+        ]
+      }
     }
   }
 }
@@ -233,11 +416,62 @@ resource policiesContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/c
         kind: 'Hash'
         version: 2
       }
+      defaultTtl: neverExpires
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+          {
+            path: '/policy/*'
+          }
+        ]
+      }
     }
   }
 }
 
-// Signed approval links (single use). TTL is on (-1: no default) so each link document can expire with its own `ttl`.
+// The admission semaphore (MESH_RUN_CAPACITY slots): one _etag-guarded document that must never expire.
+resource admissionContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
+  parent: cosmosDb
+  name: 'admission'
+  properties: {
+    resource: {
+      id: 'admission'
+      partitionKey: {
+        paths: [
+          '/id'
+        ]
+        kind: 'Hash'
+        version: 2
+      }
+      defaultTtl: neverExpires
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+        ]
+      }
+    }
+  }
+}
+
+// Signed approval links' single-use records (by jti).
 resource linksContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
   parent: cosmosDb
   name: 'links'
@@ -251,7 +485,123 @@ resource linksContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/cont
         kind: 'Hash'
         version: 2
       }
-      defaultTtl: -1
+      defaultTtl: ttlDaysOf.links * daySeconds
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+        ]
+      }
+    }
+  }
+}
+
+// Idempotency-Key records (id = sha256 of creator and key).
+resource idempotencyContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
+  parent: cosmosDb
+  name: 'idempotency'
+  properties: {
+    resource: {
+      id: 'idempotency'
+      partitionKey: {
+        paths: [
+          '/id'
+        ]
+        kind: 'Hash'
+        version: 2
+      }
+      defaultTtl: ttlDaysOf.idempotency * daySeconds
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+        ]
+      }
+    }
+  }
+}
+
+// Lifecycle events waiting to be published (id = runId:seq); published ones stay as tombstones for at most this TTL.
+resource outboxContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
+  parent: cosmosDb
+  name: 'outbox'
+  properties: {
+    resource: {
+      id: 'outbox'
+      partitionKey: {
+        paths: [
+          '/id'
+        ]
+        kind: 'Hash'
+        version: 2
+      }
+      defaultTtl: ttlDaysOf.outbox * daySeconds
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+          {
+            path: '/record/*'
+          }
+        ]
+      }
+    }
+  }
+}
+
+// Per-user and per-team rate windows (one-minute fixed windows); each item also carries its own short `ttl`.
+resource ratelimitsContainer 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases/containers@2024-05-15' = {
+  parent: cosmosDb
+  name: 'ratelimits'
+  properties: {
+    resource: {
+      id: 'ratelimits'
+      partitionKey: {
+        paths: [
+          '/id'
+        ]
+        kind: 'Hash'
+        version: 2
+      }
+      defaultTtl: ttlDaysOf.ratelimits * daySeconds
+      indexingPolicy: {
+        indexingMode: 'consistent'
+        automatic: true
+        includedPaths: [
+          {
+            path: '/*'
+          }
+        ]
+        excludedPaths: [
+          {
+            path: '/"_etag"/?'
+          }
+        ]
+      }
     }
   }
 }
@@ -279,7 +629,7 @@ resource eventTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
   }
 }
 
-// ---- Service Bus: buffered run requests ---------------------------------------------------------------------------
+// ---- Service Bus: the admission queue ------------------------------------------------------------------------------
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   name: 'sb-${prefix}-${suffix}'
@@ -295,17 +645,31 @@ resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' = {
   }
 }
 
-resource runRequestsQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
+// Every submitted run is sent here (MESH_ADMISSION_QUEUE) and admitted by the Service Bus-triggered admitRun while
+// fewer than MESH_RUN_CAPACITY runs execute (docs/decisions.md #10). With no slot free within MESH_ADMISSION_WAIT_MS
+// (20 s) the handler throws, the host abandons the message and it is delivered again from its place in the queue
+// (host.json serviceBus.maxConcurrentCalls 1 keeps one instance's order). Hence:
+//   - maxDeliveryCount 2000 (the largest Service Bus accepts): every abandon counts a delivery. At one delivery per
+//     ~20 s a message survives ~11 hours of full capacity before it is dead-lettered; its run then stays Queued until
+//     someone resubmits it from the dead-letter queue. Watch the DLQ.
+//   - lockDuration PT1M: longer than one admission attempt (20 s wait + start); the host renews it anyway.
+//   - duplicate detection over 10 minutes: the message id is the run id, so a retried submission is enqueued once.
+//   - no sessions, no partitioning (both fixed at creation): a partitioned queue spreads messages over brokers and
+//     loses the order the admitter relies on.
+// This replaces the earlier `run-requests` queue, which no code used. Incremental deployments leave that queue in
+// place: delete it by hand (az servicebus queue delete --namespace-name <ns> -g <rg> -n run-requests).
+resource admissionQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' = {
   parent: serviceBus
-  name: 'run-requests'
+  name: admissionQueueName
   properties: {
     lockDuration: 'PT1M'
-    maxDeliveryCount: 10
+    maxDeliveryCount: 2000
     deadLetteringOnMessageExpiration: true
-    defaultMessageTimeToLive: 'P1D'
-    // Retried submissions with the same MessageId (the Idempotency-Key) are dropped by the broker.
+    defaultMessageTimeToLive: 'P14D'
     requiresDuplicateDetection: true
     duplicateDetectionHistoryTimeWindow: 'PT10M'
+    requiresSession: false
+    enablePartitioning: false
   }
 }
 
@@ -350,8 +714,8 @@ resource storageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04
 ]
 
 var serviceBusRoleIds = [
-  roles.serviceBusDataSender
-  roles.serviceBusDataReceiver
+  roles.serviceBusDataSender // the -http pods enqueue submitted runs
+  roles.serviceBusDataReceiver // the admitRun trigger on the -worker pods
 ]
 
 resource serviceBusRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
@@ -366,6 +730,22 @@ resource serviceBusRoleAssignments 'Microsoft.Authorization/roleAssignments@2022
   }
 ]
 
+// KEDA's azure-servicebus scaler reads the queue's message count through the Service Bus administration API
+// (GetQueueRuntimeProperties), which needs the Manage right: with Entra ID that is "Azure Service Bus Data Owner"
+// (Sender and Receiver are not enough; the KEDA docs only say "Manage" for SAS policies). KEDA authenticates as this
+// same identity (TriggerAuthentication azure-workload, federated credential kedaFederation), so the role is scoped
+// to the admission queue alone rather than the namespace. To keep Manage away from the app's pods, give KEDA its own
+// identity (a second user-assigned identity, its own federated credential and TriggerAuthentication identityId).
+resource kedaServiceBusDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(admissionQueue.id, identity.id, roles.serviceBusDataOwner)
+  scope: admissionQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 resource eventGridSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(eventTopic.id, identity.id, roles.eventGridDataSender)
   scope: eventTopic
@@ -377,8 +757,8 @@ resource eventGridSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = 
 }
 
 var keyVaultRoleIds = [
-  roles.keyVaultSecretsUser // channel secrets (SMTP, Teams, Slack, webhook signing)
-  roles.keyVaultCryptoUser // sign/verify with non-exportable keys (signed links)
+  roles.keyVaultSecretsUser // mesh-data-keys, mesh-link-keys (see the header) and channel secrets (SMTP, Teams, Slack, webhook signing)
+  roles.keyVaultCryptoUser // Key Vault keys: not used by the current app (links are signed with the mesh-link-keys secret)
 ]
 
 resource keyVaultRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
@@ -404,7 +784,10 @@ resource metricsPublisher 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// ---- Outputs: the values the Helm chart needs (azure.*, appSettings.*) --------------------------------------------
+// ---- Outputs: the values the Helm chart needs (azure.*, admission.*, appSettings.*) -------------------------------
+// identityClientId -> azure.clientId, tenantId -> azure.tenantId, storageAccountName -> azure.storageAccountName,
+// cosmosEndpoint -> azure.cosmosEndpoint, serviceBusFullyQualifiedNamespace -> azure.serviceBusNamespace,
+// admissionQueueName -> admission.queueName, helmAppSettings -> merged into appSettings.
 
 output identityClientId string = identity.properties.clientId
 output identityPrincipalId string = identity.properties.principalId
@@ -414,7 +797,24 @@ output cosmosEndpoint string = cosmos.properties.documentEndpoint
 output cosmosDatabaseName string = cosmosDb.name
 output eventGridTopicEndpoint string = eventTopic.properties.endpoint
 output serviceBusFullyQualifiedNamespace string = replace(replace(serviceBus.properties.serviceBusEndpoint, 'https://', ''), ':443/', '')
-output runRequestsQueueName string = runRequestsQueue.name
+output serviceBusNamespaceName string = serviceBus.name
+output admissionQueueName string = admissionQueue.name
 output keyVaultUri string = keyVault.properties.vaultUri
 output appInsightsConnectionString string = appInsights.properties.ConnectionString
 output logAnalyticsWorkspaceId string = logAnalytics.id
+output meshRetentionDays int = retentionDays
+output cosmosTtlDays object = ttlDaysOf
+// The app settings this deployment decides, to merge into the chart's appSettings (strings, as the ConfigMap holds
+// them). Every COSMOS_TTL_DAYS_<NAME> is spelled out so the app's defaultTtl equals what the containers above have;
+// a difference only logs a warning at startup (the identity may not change a container), but is still a mismatch.
+output helmAppSettings object = {
+  COSMOS_DATABASE: cosmosDb.name
+  COSMOS_TTL_DAYS: string(ttlDays)
+  COSMOS_TTL_DAYS_LINKS: string(ttlDaysOf.links)
+  COSMOS_TTL_DAYS_IDEMPOTENCY: string(ttlDaysOf.idempotency)
+  COSMOS_TTL_DAYS_OUTBOX: string(ttlDaysOf.outbox)
+  COSMOS_TTL_DAYS_RATELIMITS: string(ttlDaysOf.ratelimits)
+  MESH_RETENTION_DAYS: string(retentionDays)
+  KEY_VAULT_URL: keyVault.properties.vaultUri
+  EVENTGRID_ENDPOINT: eventTopic.properties.endpoint
+}

@@ -52,6 +52,24 @@ app.kubernetes.io/part-of: mesh-orchestrator
 {{- end }}
 
 {{/*
+The admission queue's Service Bus namespace, fully qualified (<name>.servicebus.windows.net): the value of
+ServiceBusConnection__fullyQualifiedNamespace. A URL (https://...:443/) or a bare name is refused here rather than
+failing at runtime.
+*/}}
+{{- define "mesh.serviceBusFqns" -}}
+{{- $fqns := required "azure.serviceBusNamespace is required (<name>.servicebus.windows.net)" .Values.azure.serviceBusNamespace }}
+{{- if or (not (contains "." $fqns)) (contains "/" $fqns) (contains ":" $fqns) }}
+{{- fail (printf "azure.serviceBusNamespace must be the fully qualified namespace <name>.servicebus.windows.net, got %q" $fqns) }}
+{{- end }}
+{{- $fqns }}
+{{- end }}
+
+{{/* The namespace's name alone (its first label): what KEDA's azure-servicebus trigger takes as `namespace`. */}}
+{{- define "mesh.serviceBusName" -}}
+{{- include "mesh.serviceBusFqns" . | splitList "." | first }}
+{{- end }}
+
+{{/*
 Env entries that restrict a Deployment to a list of functions (the host.json "functions" array).
 Call with (dict "functions" <list> "role" "http|worker").
 */}}
