@@ -279,6 +279,11 @@ export interface ScaleConfig {
     readonly capacity: number;
     /** How long one admission delivery waits for a slot before the message goes back to the queue (`MESH_ADMISSION_WAIT_MS`). */
     readonly admissionWaitMs: number;
+    /**
+     * After this many deliveries without a free slot the admitter sends the run to the back of the queue instead of
+     * waiting again (`MESH_ADMISSION_REQUEUE_AFTER`, default 1,900: below the queue's 2,000 maximum deliveries).
+     */
+    readonly requeueAfterDeliveries: number;
     /** The admission queue (`MESH_ADMISSION_QUEUE`, default `mesh-admission`): a Service Bus queue on Azure. */
     readonly admissionQueue: string;
     /** Per-user and per-team limits (`MESH_RATE_LIMIT_USER`, `MESH_RATE_LIMIT_TEAM`: `<requests>/<seconds>`, or `off`). */
@@ -313,6 +318,12 @@ export function parseScaleConfig(env: Env): ScaleConfig {
     };
     const capacity = number('MESH_RUN_CAPACITY', 1000, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
     const admissionWaitMs = number('MESH_ADMISSION_WAIT_MS', 20_000, (n) => Number.isInteger(n) && n >= 0, 'ms >= 0');
+    const requeueAfterDeliveries = number(
+        'MESH_ADMISSION_REQUEUE_AFTER',
+        1900,
+        (n) => Number.isInteger(n) && n >= 1,
+        'an integer >= 1',
+    );
     const days = number('MESH_RETENTION_DAYS', 90, (n) => Number.isFinite(n) && n > 0, 'a number of days > 0');
     const user = rate('MESH_RATE_LIMIT_USER', { limit: 1200, windowMs: 60_000 });
     const team = rate('MESH_RATE_LIMIT_TEAM', { limit: 6000, windowMs: 60_000 });
@@ -320,6 +331,7 @@ export function parseScaleConfig(env: Env): ScaleConfig {
     return Object.freeze({
         capacity,
         admissionWaitMs,
+        requeueAfterDeliveries,
         admissionQueue: env.MESH_ADMISSION_QUEUE?.trim() || 'mesh-admission',
         rateLimits: Object.freeze({ ...(user ? { user } : {}), ...(team ? { team } : {}) }),
         retentionMs: Math.round(days * 86_400_000),

@@ -11,7 +11,7 @@ import * as df from 'durable-functions';
 import { scaleConfig } from '../../adapters/config';
 import { type Deps, deps } from '../../adapters/deps';
 import { durableClient, orchestrationOf } from '../../adapters/http/request';
-import { type AdmissionOutcome, admitRun as admit } from '../../domain/admission';
+import { type AdmissionOutcome, admitRun as admit, CapacityWaitError } from '../../domain/admission';
 import type { AdmissionMessage } from '../../domain/ports';
 import { checkpointSpecsOf } from '../../domain/submit';
 import { MeshPipeline, type PipelineInput } from '../../orchestrators/meshPipeline/contract';
@@ -19,17 +19,17 @@ import { MeshPipeline, type PipelineInput } from '../../orchestrators/meshPipeli
 export async function admitRun(
     message: unknown,
     ctx: InvocationContext,
-    d: Pick<Deps, 'runs' | 'slots' | 'slotFreed' | 'now'>,
-): Promise<AdmissionOutcome | 'malformed'> {
+    d: Pick<Deps, 'runs' | 'slots' | 'slotFreed' | 'now' | 'admission'>,
+): Promise<AdmissionOutcome | 'malformed' | 'requeued'> {
     const m = message as Partial<AdmissionMessage> | null;
     if (typeof m?.runId !== 'string' || m.runId === '') {
         // Delivering it again cannot help: complete it, and say so.
         ctx.error(`admitRun: a message without a run id was dropped: ${JSON.stringify(message).slice(0, 200)}`);
         return 'malformed';
     }
-    const { capacity, admissionWaitMs } = scaleConfig();
+    const { capacity, admissionWaitMs, requeueAfterDeliveries } = scaleConfig();
     const client = durableClient(ctx);
-    const outcome = await admit(
+    const admitting = admit(
         {
             runs: d.runs,
             slots: d.slots,
@@ -50,6 +50,18 @@ export async function admitRun(
         { runId: m.runId, correlationID: m.correlationID ?? '' },
         { capacity, waitMs: admissionWaitMs },
     );
+    let outcome: AdmissionOutcome;
+    try {
+        outcome = await admitting;
+    } catch (e: unknown) {
+        // Capacity stayed full for nearly every delivery the queue allows: send the run to the back of the queue
+        // rather than let the queue dead-letter it (it would stay Queued with nothing to admit it).
+        const deliveries = Number((ctx.triggerMetadata as { deliveryCount?: unknown } | undefined)?.deliveryCount);
+        if (!(e instanceof CapacityWaitError) || !(deliveries >= requeueAfterDeliveries)) throw e;
+        await d.admission.enqueue({ runId: m.runId, correlationID: m.correlationID ?? '' });
+        ctx.warn(`admitRun: run ${m.runId} waited ${deliveries} deliveries for a slot; queued again at the back`);
+        return 'requeued';
+    }
     if (outcome === 'unknown-run') ctx.warn(`admitRun: run ${m.runId} does not exist; message completed`);
     return outcome;
 }
