@@ -269,3 +269,20 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
     const proto = Object.getPrototypeOf(v) as unknown;
     return proto === Object.prototype || proto === null;
 }
+
+/** One page of a run's records and the token of the next, as `AuditLog.list` answers. */
+type ListPage = (
+    runId: string,
+    limit: number,
+    continuationToken?: string,
+) => Promise<{ items: AuditRecord[]; continuationToken?: string }>;
+
+/** Every record of a run, oldest first, read page by page (what `AuditLog.all` is on every store). */
+export async function* allRecords(list: ListPage, runId: string, pageSize: number): AsyncIterable<AuditRecord> {
+    let token: string | undefined;
+    do {
+        const page = await list(runId, pageSize, token);
+        yield* page.items;
+        token = page.continuationToken;
+    } while (token !== undefined);
+}

@@ -164,3 +164,14 @@ export function assertPolicySemantics(policy: CheckpointPolicy): void {
     });
     if (errors.length) throw new ValidationError(errors);
 }
+
+/** The policy without version stamps, should a caller pass a VersionedPolicy back in to be saved. */
+export function policyBody(policy: CheckpointPolicy): CheckpointPolicy {
+    const {
+        version: _v,
+        updatedAt: _a,
+        updatedBy: _b,
+        ...body
+    } = policy as Partial<VersionedPolicy> & CheckpointPolicy;
+    return body;
+}

@@ -3,10 +3,11 @@
  * and a token minter (used by `npm run token` and tests). Production never loads this module.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, promises as fsp, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, type JWK, SignJWT } from 'jose';
+
+import { loadOrCreateKeyFile } from '../adapters/secrets/keyFile';
 
 export const LOCAL_ISSUER = 'https://mesh.local/idp';
 export const LOCAL_AUDIENCE = 'api://mesh-orchestrator';
@@ -49,26 +50,12 @@ export function keysDirFrom(env: Readonly<Record<string, string | undefined>>, c
  * the key is written whole to a private temp file and then hard-linked to the final name, which fails if another
  * process won; the loser reads the winner's key. So a host and the token CLI started together agree.
  */
-export async function loadOrCreateSigningKey(keysDir: string): Promise<SigningKey> {
-    const file = join(keysDir, KEY_FILE);
-    const existing = readKeyFile(file);
-    if (existing) return existing;
-
-    mkdirSync(keysDir, { recursive: true, mode: 0o700 });
-    const created = await newSigningKey();
-    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    await fsp.writeFile(tmp, `${JSON.stringify(created.privateJwk, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    try {
-        await fsp.link(tmp, file);
-        return created;
-    } catch (e: unknown) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const winner = readKeyFile(file);
-        if (!winner) throw new Error(`Signing key ${file} vanished while being created`);
-        return winner;
-    } finally {
-        await fsp.unlink(tmp).catch(() => undefined);
-    }
+export function loadOrCreateSigningKey(keysDir: string): Promise<SigningKey> {
+    return loadOrCreateKeyFile(
+        join(keysDir, KEY_FILE),
+        async () => `${JSON.stringify((await newSigningKey()).privateJwk, null, 2)}\n`,
+        parseSigningKey,
+    );
 }
 
 /** The JWKS to publish for `key`: its public half only. */
@@ -116,15 +103,8 @@ function signingKey(jwk: JWK, kid: string): SigningKey {
     });
 }
 
-/** The key in `file`, or undefined if there is none yet. A present but broken file is an error, never replaced. */
-function readKeyFile(file: string): SigningKey | undefined {
-    let text: string;
-    try {
-        text = readFileSync(file, 'utf8');
-    } catch (e: unknown) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw e;
-    }
+/** The signing key a key file holds. A broken file is an error, never replaced. */
+function parseSigningKey(text: string, file: string): SigningKey {
     let jwk: JWK | undefined;
     try {
         jwk = JSON.parse(text) as JWK;

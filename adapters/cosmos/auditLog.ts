@@ -21,7 +21,7 @@
  */
 import type { Container, ItemDefinition } from '@azure/cosmos';
 
-import { AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
+import { allRecords, AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
 import { AuditLog, Page } from '../../domain/ports';
 import { backoff, badToken, clampLimit, isConflict, MAX_ATTEMPTS, MAX_AUDIT_PAGE, strip } from './common';
 import { CosmosContext } from './cosmosContext';
@@ -101,13 +101,8 @@ export class CosmosAuditLog implements AuditLog {
         return items.map(fromAuditItem).reverse();
     }
 
-    async *all(runId: string): AsyncIterable<AuditRecord> {
-        let token: string | undefined;
-        do {
-            const page = await this.list(runId, MAX_AUDIT_PAGE, token);
-            yield* page.items;
-            token = page.continuationToken;
-        } while (token !== undefined);
+    all(runId: string): AsyncIterable<AuditRecord> {
+        return allRecords((id, n, token) => this.list(id, n, token), runId, MAX_AUDIT_PAGE);
     }
 
     private async byEventId(audit: Container, runId: string, eventId: string): Promise<AuditItem | undefined> {

@@ -7,7 +7,7 @@
 import type { ItemDefinition } from '@azure/cosmos';
 
 import { ConflictError } from '../../domain/errors';
-import { CheckpointPolicy, DEFAULT_POLICY, VersionedPolicy } from '../../domain/policy';
+import { CheckpointPolicy, DEFAULT_POLICY, policyBody, VersionedPolicy } from '../../domain/policy';
 import { PolicyStore } from '../../domain/ports';
 import { isConflict } from './common';
 import { CosmosContext } from './cosmosContext';
@@ -72,15 +72,4 @@ function stale(expectedVersion: number, currentVersion: number): ConflictError {
         expectedVersion,
         currentVersion,
     });
-}
-
-/** The policy without version stamps, should the caller pass a VersionedPolicy back in. */
-function policyBody(policy: CheckpointPolicy): CheckpointPolicy {
-    const {
-        version: _v,
-        updatedAt: _a,
-        updatedBy: _b,
-        ...body
-    } = policy as Partial<VersionedPolicy> & CheckpointPolicy;
-    return body;
 }

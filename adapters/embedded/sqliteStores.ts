@@ -14,11 +14,11 @@ import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
 
-import { AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
+import { allRecords, AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors';
 import { eventIdOf, isPublished } from '../../domain/events';
 import { TERMINAL_STATUSES } from '../../domain/pipeline';
-import { CheckpointPolicy, DEFAULT_POLICY, VersionedPolicy } from '../../domain/policy';
+import { CheckpointPolicy, DEFAULT_POLICY, policyBody, VersionedPolicy } from '../../domain/policy';
 import {
     AdmissionSlots,
     AppStores,
@@ -572,13 +572,8 @@ class SqliteAuditLog implements AuditLog {
         );
     }
 
-    async *all(runId: string): AsyncIterable<AuditRecord> {
-        let token: string | undefined;
-        do {
-            const page = await this.list(runId, MAX_AUDIT_PAGE, token);
-            yield* page.items;
-            token = page.continuationToken;
-        } while (token !== undefined);
+    all(runId: string): AsyncIterable<AuditRecord> {
+        return allRecords((id, n, token) => this.list(id, n, token), runId, MAX_AUDIT_PAGE);
     }
 
     private page(runId: string, n: number, continuationToken: string | undefined): Page<AuditRecord> {
@@ -694,17 +689,6 @@ class SqlitePolicyStore implements PolicyStore {
         const body = JSON.parse(row.policy) as CheckpointPolicy;
         return { ...body, version: row.version, updatedAt: row.updated_at, updatedBy: row.updated_by };
     }
-}
-
-/** The policy without version stamps, should the caller pass a VersionedPolicy back in. */
-function policyBody(policy: CheckpointPolicy): CheckpointPolicy {
-    const {
-        version: _v,
-        updatedAt: _a,
-        updatedBy: _b,
-        ...body
-    } = policy as Partial<VersionedPolicy> & CheckpointPolicy;
-    return body;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -6,8 +6,6 @@
  * The key set comes from a secret (`mesh-link-keys`: Key Vault on Azure, the environment or local.settings.json
  * locally); on the embedded host without one, from `<MESH_KEYS_DIR>/link-keys.json`, created on first use.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdirSync, promises as fsp, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
@@ -29,6 +27,7 @@ import { LinkExpiredError, LinkInvalidError } from '../../domain/errors';
 import { LINK_TYP, type LinkClaims, linkExpired, parseLinkClaims } from '../../domain/links';
 import type { LinkSigner, SecretStore } from '../../domain/ports';
 import type { LinkConfig } from '../config';
+import { loadOrCreateKeyFile } from '../secrets/keyFile';
 
 export const LINK_ALG = 'ES256';
 export const LINK_KEY_FILE = 'link-keys.json';
@@ -195,36 +194,12 @@ function isPrivateKey(jwk: unknown): jwk is JWK {
  * set is written whole to a private temp file and hard-linked to the final name, which fails if another process
  * won; the loser reads the winner's set. A present but broken file is an error, never replaced.
  */
-export async function loadOrCreateLinkKeyFile(keysDir: string): Promise<LinkKeySet> {
-    const file = join(keysDir, LINK_KEY_FILE);
-    const existing = readKeyFile(file);
-    if (existing) return existing;
-    mkdirSync(keysDir, { recursive: true, mode: 0o700 });
-    const created: LinkKeySet = { current: await generateLinkKey() };
-    const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
-    await fsp.writeFile(tmp, `${JSON.stringify(created, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
-    try {
-        await fsp.link(tmp, file);
-        return created;
-    } catch (e: unknown) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const winner = readKeyFile(file);
-        if (!winner) throw new Error(`${file} vanished while being created`);
-        return winner;
-    } finally {
-        await fsp.unlink(tmp).catch(() => undefined);
-    }
-}
-
-function readKeyFile(file: string): LinkKeySet | undefined {
-    let text: string;
-    try {
-        text = readFileSync(file, 'utf8');
-    } catch (e: unknown) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-        throw e;
-    }
-    return parseLinkKeySet(text, file);
+export function loadOrCreateLinkKeyFile(keysDir: string): Promise<LinkKeySet> {
+    return loadOrCreateKeyFile(
+        join(keysDir, LINK_KEY_FILE),
+        async () => `${JSON.stringify({ current: await generateLinkKey() } satisfies LinkKeySet, null, 2)}\n`,
+        parseLinkKeySet,
+    );
 }
 
 /**

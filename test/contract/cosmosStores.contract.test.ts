@@ -22,7 +22,7 @@ import { idempotencyIdOf, MAX_CURSOR_VERSIONS } from '../../adapters/cosmos/runS
 import * as sqlite from '../../adapters/embedded/sqliteStores';
 import { verifyChain } from '../../domain/audit';
 import { ConflictError, ValidationError } from '../../domain/errors';
-import { CosmosServer, startCosmosServer } from '../support/cosmosServer';
+import { cosmosClientOf, CosmosServer, startCosmosServer } from '../support/cosmosServer';
 import { describeScaleContract } from './scaleContract';
 import {
     collect,
@@ -364,13 +364,7 @@ describe('TTL (not enforced by the local Cosmos server: checked by container def
 });
 
 describe('initialisation', () => {
-    function rawClient(): CosmosClient {
-        return new CosmosClient({
-            endpoint: server.endpoint,
-            key: server.key,
-            connectionPolicy: { enableEndpointDiscovery: false },
-        });
-    }
+    const rawClient = (): CosmosClient => cosmosClientOf(server);
 
     it('adds the composite indexes an existing runs container lacks', async () => {
         const client = rawClient();

@@ -6,10 +6,10 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { CosmosClient } from '@azure/cosmos';
 import Database from 'better-sqlite3';
 
 import { Api, runAwaitingApproval, USERS } from '../support/api';
+import { cosmosClientOf } from '../support/cosmosServer';
 import { HostProcess, startHostProcess, waitUntil } from '../support/hostProcess';
 import { type StoreKind, STORES } from '../support/stores';
 
@@ -42,11 +42,7 @@ async function traces(store: StoreKind, host: HostProcess, ids: string[]) {
         }
     }
     if (store === 'cosmos' && cosmos) {
-        const client = new CosmosClient({
-            endpoint: cosmos.endpoint,
-            key: cosmos.key,
-            connectionPolicy: { enableEndpointDiscovery: false },
-        });
+        const client = cosmosClientOf(cosmos);
         try {
             const { resources: dbs } = await client.databases.readAll().fetchAll();
             for (const d of dbs) {

@@ -7,6 +7,7 @@
  */
 import type { AddressInfo } from 'node:net';
 
+import { CosmosClient } from '@azure/cosmos';
 import { createHttpServer } from '@vercel/cosmosdb-server';
 
 /** The Cosmos DB emulator's well-known account key (public; the server accepts any key anyway). */
@@ -39,4 +40,13 @@ export async function startCosmosServer(port = 0): Promise<CosmosServer> {
                 server.closeAllConnections();
             }),
     };
+}
+
+/** A client of `server` for tests that look behind the adapter (dispose it when done). */
+export function cosmosClientOf(server: Pick<CosmosServer, 'endpoint' | 'key'>): CosmosClient {
+    return new CosmosClient({
+        endpoint: server.endpoint,
+        key: server.key,
+        connectionPolicy: { enableEndpointDiscovery: false },
+    });
 }

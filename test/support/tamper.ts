@@ -1,6 +1,5 @@
 /** Edits a stored audit record behind the store's back, as an attacker with write access to the database would. */
-import { CosmosClient } from '@azure/cosmos';
-
+import { cosmosClientOf } from './cosmosServer';
 import type { HostProcess } from './hostProcess';
 import type { StoreKind } from './stores';
 
@@ -36,11 +35,7 @@ export async function tamperAuditRecord(
     }
     const cosmos = host.cosmos;
     if (!cosmos) throw new Error('tamperAuditRecord: the Cosmos server is needed');
-    const client = new CosmosClient({
-        endpoint: cosmos.endpoint,
-        key: cosmos.key,
-        connectionPolicy: { enableEndpointDiscovery: false },
-    });
+    const client = cosmosClientOf(cosmos);
     try {
         const { resources: dbs } = await client.databases.readAll().fetchAll();
         for (const d of dbs) {
