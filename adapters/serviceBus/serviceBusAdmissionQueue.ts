@@ -8,7 +8,7 @@
  * Each message's id is the run id, so with duplicate detection on (infra/ turns it on) a retried submission is
  * enqueued once; without it, the admitter tolerates duplicates anyway.
  */
-import type { ServiceBusSender } from '@azure/service-bus';
+import type { ServiceBusMessage } from '@azure/service-bus';
 
 import type { AdmissionMessage, AdmissionQueue } from '../../domain/ports';
 
@@ -28,16 +28,22 @@ export function serviceBusConnectionOf(env: Env, name = 'ServiceBusConnection'):
     return undefined;
 }
 
+/** What the queue needs of `ServiceBusSender`; tests pass a fake. */
+export interface SenderLike {
+    sendMessages(message: ServiceBusMessage): Promise<void>;
+}
+
 export class ServiceBusAdmissionQueue implements AdmissionQueue {
-    private sender: Promise<ServiceBusSender> | undefined;
+    private sender: Promise<SenderLike> | undefined;
 
     constructor(
         private readonly connection: ServiceBusConnection,
         private readonly queueName: string,
+        private readonly openSender: () => Promise<SenderLike> = () => this.open(),
     ) {}
 
     async enqueue(message: AdmissionMessage): Promise<void> {
-        const sender = await (this.sender ??= this.open().catch((e: unknown) => {
+        const sender = await (this.sender ??= this.openSender().catch((e: unknown) => {
             this.sender = undefined;
             throw e;
         }));
@@ -49,7 +55,7 @@ export class ServiceBusAdmissionQueue implements AdmissionQueue {
         });
     }
 
-    private async open(): Promise<ServiceBusSender> {
+    private async open(): Promise<SenderLike> {
         const { ServiceBusClient } = await import('@azure/service-bus');
         if (this.connection.connectionString)
             return new ServiceBusClient(this.connection.connectionString).createSender(this.queueName);
