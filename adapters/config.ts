@@ -317,7 +317,7 @@ export function parseScaleConfig(env: Env): ScaleConfig {
         }
     };
     const capacity = number('MESH_RUN_CAPACITY', 1000, (n) => Number.isInteger(n) && n >= 1, 'an integer >= 1');
-    const admissionWaitMs = number('MESH_ADMISSION_WAIT_MS', 20_000, (n) => Number.isInteger(n) && n >= 0, 'ms >= 0');
+    const admissionWaitMs = number('MESH_ADMISSION_WAIT_MS', 5_000, (n) => Number.isInteger(n) && n >= 0, 'ms >= 0');
     const requeueAfterDeliveries = number(
         'MESH_ADMISSION_REQUEUE_AFTER',
         1900,
