@@ -2,7 +2,8 @@
  * admitRun: the Service Bus–triggered admitter. Each message names a queued run; the run's workflow starts once it
  * holds one of `MESH_RUN_CAPACITY` slots. With no slot free within `MESH_ADMISSION_WAIT_MS`, the handler throws, the
  * host abandons the message and it is delivered again from its place in the queue: runs are admitted in order and
- * none is lost. (host.json keeps `maxConcurrentCalls` at 1 per instance for that order.) Locally the embedded host's
+ * none is lost. (host.json's `maxConcurrentCalls`, 8, bounds how far order can bend: at most that many deliveries
+ * per instance are in flight; 1 gives strict order at about half the admission rate.) Locally the embedded host's
  * queue delivers the same messages with the same peek-lock semantics.
  */
 import { app, InvocationContext } from '@azure/functions';
