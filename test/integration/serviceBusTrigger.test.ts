@@ -14,7 +14,13 @@ jest.setTimeout(120_000);
 
 const APP = 'dist/test/fixtures/serviceBusApp/**/*.js';
 /** No mesh engines for this app; pointing at one skips starting the simulated ones. */
-const ENV = { ENGINE_URL_GENERATION: 'http://127.0.0.1:9', MESH_QUEUE_MAX_DELIVERY: '3', MESH_QUEUE_LOCK_MS: '1000' };
+const ENV = {
+    ENGINE_URL_GENERATION: 'http://127.0.0.1:9',
+    MESH_QUEUE_MAX_DELIVERY: '3',
+    MESH_QUEUE_LOCK_MS: '1000',
+    // One delivery at a time (host.json has 8), the setting under which Service Bus order is strict.
+    AzureFunctionsJobHost__extensions__serviceBus__maxConcurrentCalls: '1',
+};
 
 async function send(host: HostProcess, messages: ProbeMessage[]): Promise<void> {
     expect((await json(host.origin, 'POST', '/probe/send', messages)).status).toBe(202);
