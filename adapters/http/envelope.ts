@@ -12,6 +12,7 @@ import {
     DomainError,
     PayloadTooLargeError,
     RateLimitedError,
+    UnavailableError,
     UnsupportedApiVersionError,
     ValidationError,
 } from '../../domain/errors';
@@ -73,7 +74,14 @@ export function toHttpResponse(e: unknown, ctx: InvocationContext, correlationID
         if (e.status >= 500) ctx.warn(`[${correlationID}] ${e.code}: ${e.message}`, e.details ?? {});
         const headers: Record<string, string> = {};
         if (e instanceof RateLimitedError) headers['retry-after'] = String(e.retryAfterSeconds);
+        if (e instanceof UnavailableError) headers['retry-after'] = '1';
         return jsonResponse(e.status, fail(e, correlationID), correlationID, headers);
+    }
+    if (isOverloaded(e)) {
+        // A store or service that timed out or is throttling: the request may succeed later, so say so (503 with
+        // Retry-After) rather than report an internal fault.
+        ctx.warn(`[${correlationID}] a dependency is overloaded or timed out: ${(e as Error).message}`);
+        return toHttpResponse(new UnavailableError('A dependency is busy; retry shortly.'), ctx, correlationID);
     }
     ctx.error(`[${correlationID}] unhandled error`, e);
     const body: Envelope<null> = {
@@ -83,6 +91,17 @@ export function toHttpResponse(e: unknown, ctx: InvocationContext, correlationID
         data: null,
     };
     return jsonResponse(500, body, correlationID);
+}
+
+/**
+ * Whether `e` is an Azure SDK failure that retrying later may cure: a client-side timeout (`TimeoutError`), or a
+ * service answering 408, 429 (after the SDK's own retries) or 503.
+ */
+function isOverloaded(e: unknown): boolean {
+    if (!(e instanceof Error)) return false;
+    if (e.name === 'TimeoutError') return true;
+    const status = (e as { code?: unknown; statusCode?: unknown }).statusCode ?? (e as { code?: unknown }).code;
+    return status === 408 || status === 429 || status === 503;
 }
 
 /**

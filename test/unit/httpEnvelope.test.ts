@@ -173,6 +173,26 @@ describe('enveloped', () => {
         expect(logs[0]!.args[1]).toBeInstanceOf(Error);
     });
 
+    it.each([
+        [
+            'a client-side timeout',
+            Object.assign(new Error('Request took more than 60000 ms'), { name: 'TimeoutError' }),
+        ],
+        [
+            'a throttled store (429 after the SDK retried)',
+            Object.assign(new Error('Request rate is large'), { code: 429 }),
+        ],
+        ['an unavailable service', Object.assign(new Error('Service Unavailable'), { statusCode: 503 })],
+    ])('answers %s with 503 UNAVAILABLE and Retry-After, not INTERNAL', async (_what, error) => {
+        const { ctx, logs } = context();
+        const res = await enveloped(rejecting(error))(request(), ctx);
+        expect(res.status).toBe(503);
+        expect(headerOf(res, 'retry-after')).toBe('1');
+        expect(res.jsonBody).toMatchObject({ error_code: 'UNAVAILABLE', data: null });
+        expect(JSON.stringify(res.jsonBody)).not.toContain(error.message);
+        expect(logs.some((l) => l.level === 'error')).toBe(false);
+    });
+
     it('treats a thrown non-Error as INTERNAL too', async () => {
         const res = await enveloped(rejecting('a string'))(request(), context().ctx);
         expect(res.status).toBe(500);
