@@ -12,18 +12,16 @@
  * BENCH_CPU_PROFILE (a directory: the host writes a V8 CPU profile there on exit), BENCH_KEEP_DATA (keep the
  * temp data dir, removed by default).
  */
-import { readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 
-import { loadOrCreateSigningKey, mintToken } from '../../local/identity';
-import { HostProcess, json, startHostProcess, tempDataDir } from '../support/hostProcess';
+import { startHostProcess, tempDataDir } from '../support/hostProcess';
+import { Client, mintTokens, p50p99, peakRssMb, pool, StatusReaders, type Summary, until } from './benchSupport';
 
 const N = Number(process.env.BENCH_RUNS ?? 1000);
 const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 50);
 const READERS = Number(process.env.BENCH_STATUS_READERS ?? 10);
 const PHASE_TIMEOUT_MS = Number(process.env.BENCH_PHASE_TIMEOUT_MS ?? 180_000);
 const POLL_MS = 200;
-const TERMINAL_FAILURES = 'Failed,Aborted,Rejected,TimedOut';
 
 /** The test users (as test/support/api.ts): a submitter and two team approvers who are not the submitter. */
 const USERS = {
@@ -33,160 +31,10 @@ const USERS = {
 };
 type UserName = keyof typeof USERS;
 
-interface Envelope<T> {
-    error_code: string | null;
-    message: string;
-    data: T;
-}
-interface NextAction {
-    checkpointId: string;
-    stage: string;
-    position: string;
-}
-interface Summary {
-    orchestrationID: string;
-    status: string;
-    riskLevel: string;
-    updatedAt: string;
-    nextAction: NextAction | null;
-}
 interface StatusView {
     orchestrationID: string;
     status: string;
     stages: { name: string; status: string; startedAt: string | null; endedAt: string | null }[];
-}
-
-class Client {
-    constructor(
-        private readonly host: HostProcess,
-        private readonly tokens: Record<UserName, string>,
-    ) {}
-
-    /** One API call as `user`; throws unless the answer has the `expected` status. */
-    async call<T>(user: UserName, method: string, path: string, expected: number, body?: unknown): Promise<T> {
-        const r = await json<Envelope<T>>(this.host.origin, method, path, body, {
-            authorization: `Bearer ${this.tokens[user]}`,
-        });
-        if (r.status !== expected)
-            throw new Error(`${method} ${path} answered ${r.status}: ${JSON.stringify(r.body).slice(0, 300)}`);
-        return r.body.data;
-    }
-
-    /** Every run of the given statuses dana may see, following continuation tokens. */
-    async listAll(statuses: string): Promise<Summary[]> {
-        const out: Summary[] = [];
-        let token: string | undefined;
-        do {
-            const more = token ? `&continuationToken=${encodeURIComponent(token)}` : '';
-            const page = await this.call<{ items: Summary[]; continuationToken?: string }>(
-                'dana',
-                'GET',
-                `/pipeline?status=${statuses}&limit=200${more}`,
-                200,
-            );
-            out.push(...page.items);
-            token = page.continuationToken;
-        } while (token);
-        return out;
-    }
-
-    /** Throws if any run ended anywhere but Completed: the numbers would mean nothing. */
-    async assertNoFailures(): Promise<void> {
-        const page = await this.call<{ items: Summary[] }>(
-            'dana',
-            'GET',
-            `/pipeline?status=${TERMINAL_FAILURES}&limit=5`,
-            200,
-        );
-        if (page.items.length) throw new Error(`runs ended badly: ${JSON.stringify(page.items)}`);
-    }
-}
-
-async function pool<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
-    let next = 0;
-    await Promise.all(
-        Array.from({ length: limit }, async () => {
-            while (next < items.length) await fn(items[next++]!);
-        }),
-    );
-}
-
-function percentile(sorted: number[], p: number): number {
-    if (!sorted.length) return NaN;
-    return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-function p50p99(values: number[]): string {
-    const sorted = [...values].sort((a, b) => a - b);
-    return `${percentile(sorted, 50).toFixed(0)} / ${percentile(sorted, 99).toFixed(0)}`;
-}
-
-/** Polls `check` (which answers a progress line, or `true` when done) until done; throws after the phase timeout. */
-async function until(what: string, check: () => Promise<string | true>, readers?: StatusReaders): Promise<void> {
-    const deadline = Date.now() + PHASE_TIMEOUT_MS;
-    let progress = '';
-    while (Date.now() < deadline) {
-        readers?.check();
-        const r = await check();
-        if (r === true) return;
-        progress = r;
-        await new Promise((res) => setTimeout(res, POLL_MS));
-    }
-    throw new Error(`timed out waiting for ${what}; last: ${progress}`);
-}
-
-/** Readers loop over random submitted runs, timing GET /pipeline/status/{id}; samples go to the current bucket. */
-class StatusReaders {
-    readonly samples = new Map<string, number[]>();
-    private bucket: number[] = [];
-    /** The first failed read: the bench stops on it rather than report numbers that hide errors. */
-    error: Error | undefined;
-    private stopped = false;
-    private readonly done: Promise<void>;
-
-    constructor(client: Client, ids: readonly string[], readers: number) {
-        this.done = Promise.all(
-            Array.from({ length: readers }, async () => {
-                while (!this.stopped) {
-                    if (!ids.length) {
-                        await new Promise((res) => setTimeout(res, 5));
-                        continue;
-                    }
-                    const id = ids[Math.floor(Math.random() * ids.length)]!;
-                    const into = this.bucket;
-                    const t = performance.now();
-                    try {
-                        await client.call('dana', 'GET', `/pipeline/status/${id}`, 200);
-                    } catch (e) {
-                        this.error ??= e instanceof Error ? e : new Error(String(e));
-                        this.stopped = true;
-                        return;
-                    }
-                    into.push(performance.now() - t);
-                }
-            }),
-        ).then(() => undefined);
-    }
-
-    phase(name: string): void {
-        this.bucket = [];
-        this.samples.set(name, this.bucket);
-    }
-
-    check(): void {
-        if (this.error) throw this.error;
-    }
-
-    async stop(): Promise<void> {
-        this.stopped = true;
-        await this.done;
-        this.check();
-    }
-}
-
-function peakRssMb(pid: number | undefined): number {
-    const kb = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-    return kb / 1024;
 }
 
 async function main(): Promise<void> {
@@ -201,11 +49,7 @@ async function main(): Promise<void> {
     });
     let readers: StatusReaders | undefined;
     try {
-        const signing = await loadOrCreateSigningKey(join(dataDir, 'keys'));
-        const tokens = {} as Record<UserName, string>;
-        for (const [name, u] of Object.entries(USERS))
-            tokens[name as UserName] = await mintToken(signing, { ...u, ttlSeconds: 3600 });
-        const client = new Client(host, tokens);
+        const client = new Client<UserName>(host, await mintTokens(dataDir, USERS), 'dana');
 
         const risk = Array.from({ length: N }, (_, i) => (i % 2 ? 'high' : 'low'));
         const ids: string[] = [];
@@ -253,7 +97,7 @@ async function main(): Promise<void> {
                     `${lowDone.length}/${lowIds.size} low-risk completed, ${waiting.length}/${highIds.size} high-risk waiting`
                 );
             },
-            readers,
+            { timeoutMs: PHASE_TIMEOUT_MS, pollMs: POLL_MS, readers },
         );
         const lastLowCompletion = Math.max(...lowDone.map((r) => Date.parse(r.updatedAt)));
         const lowLatencies = lowDone.map((r) => Date.parse(r.updatedAt) - submittedAt.get(r.orchestrationID)!);
@@ -289,7 +133,7 @@ async function main(): Promise<void> {
                     `${second.length}/${highIds.size} high-risk waiting after improvement`
                 );
             },
-            readers,
+            { timeoutMs: PHASE_TIMEOUT_MS, pollMs: POLL_MS, readers },
         );
         readers.phase('idle');
         const toTaste: number[] = [];
@@ -323,7 +167,7 @@ async function main(): Promise<void> {
                 highDone = (await client.listAll('Completed')).filter((r) => highIds.has(r.orchestrationID));
                 return highDone.length === highIds.size || `${highDone.length}/${highIds.size} high-risk completed`;
             },
-            readers,
+            { timeoutMs: PHASE_TIMEOUT_MS, pollMs: POLL_MS, readers },
         );
         await readers.stop();
         const lastHighCompletion = Math.max(...highDone.map((r) => Date.parse(r.updatedAt)));
