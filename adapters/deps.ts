@@ -4,7 +4,7 @@
  */
 import { EventEmitter } from 'node:events';
 
-import { slotFreedBy } from '../domain/admission';
+import { reclaimSlots, slotFreedBy } from '../domain/admission';
 import type { AuditRecord } from '../domain/audit';
 import type { NotifyPorts } from '../domain/notify';
 import type {
@@ -83,6 +83,11 @@ export interface Deps {
     slots: AdmissionSlots;
     /** Resolves when a slot may have come free in this process, or after `ms` (other instances are polled). */
     slotFreed(ms: number): Promise<void>;
+    /**
+     * Frees slots whose release a crash cut off (domain/admission.ts `reclaimSlots`); at most once per 5 s per
+     * process, and never twice at once.
+     */
+    reclaimSlots(): Promise<void>;
     /** Where queued runs wait: Service Bus when `ServiceBusConnection` is set, else the embedded queue. Built on first use. */
     readonly admission: AdmissionQueue;
     /** Request counters behind the per-user and per-team rate limits. */
@@ -107,6 +112,8 @@ function build(): Deps {
     // Sensitive fields are sealed before any store sees them (adapters/crypto): the same on either store.
     const cipher = crypto.enabled ? cachedCipher(keyRingSource(secrets, crypto)) : undefined;
     const freed = new EventEmitter().setMaxListeners(0);
+    let reclaimedAt = 0;
+    let reclaiming: Promise<void> | undefined;
     const sealedRuns = cipher ? encryptedRunStore(stores.runs, cipher) : stores.runs;
     const runs = releasingSlots(sealedRuns, stores.slots, () => freed.emit('freed'));
     const stored = cipher ? encryptedAuditLog(stores.audit, cipher) : stores.audit;
@@ -179,6 +186,19 @@ function build(): Deps {
                 const timer = setTimeout(done, ms);
                 freed.once('freed', done);
             }),
+        reclaimSlots: () => {
+            if (Date.now() - reclaimedAt < 5_000) return reclaiming ?? Promise.resolve();
+            reclaimedAt = Date.now();
+            reclaiming = reclaimSlots({ slots: stores.slots, runs: stores.runs })
+                .then((runIds) => {
+                    if (runIds.length) {
+                        console.warn(`admission: reclaimed ${runIds.length} slots of runs no longer executing`);
+                        freed.emit('freed');
+                    }
+                })
+                .finally(() => (reclaiming = undefined));
+            return reclaiming;
+        },
         get admission() {
             return (admission ??= buildAdmissionQueue());
         },

@@ -17,6 +17,8 @@ export interface AdmissionPorts {
     start(run: RunDoc): Promise<void>;
     /** Resolves when a slot may have been freed, or after `ms` at the latest. */
     slotFreed(ms: number): Promise<void>;
+    /** Frees slots whose release a crash cut off (see `reclaimSlots`); may do nothing if it ran moments ago. */
+    reclaim(): Promise<void>;
     now(): number;
 }
 
@@ -69,11 +71,33 @@ export async function admitRun(
 
 async function acquireSlot(p: AdmissionPorts, runId: string, o: AdmissionOptions): Promise<void> {
     const deadline = p.now() + o.waitMs;
+    let reclaimed = false;
     while (!(await p.slots.acquire(runId, o.capacity))) {
+        if (!reclaimed) {
+            reclaimed = true;
+            await p.reclaim();
+            continue;
+        }
         const left = deadline - p.now();
         if (left <= 0) throw new CapacityWaitError(runId, o.capacity);
         await p.slotFreed(Math.min(left, 250));
     }
+}
+
+/**
+ * Frees the slots of runs that no longer execute. A slot is released right after the status change that frees it, in
+ * a second write: a crash between the two (kill -9, a lost instance) would leave the slot held for good and shrink
+ * capacity. Safe to run at any time: a run that holds a slot while `Queued` is being admitted and keeps it.
+ */
+export async function reclaimSlots(p: { slots: AdmissionSlots; runs: Pick<RunStore, 'get'> }): Promise<string[]> {
+    const freed: string[] = [];
+    for (const runId of await p.slots.holders()) {
+        const run = await p.runs.get(runId);
+        if (run && (run.status === 'Running' || run.status === 'Queued')) continue;
+        await p.slots.release(runId);
+        freed.push(runId);
+    }
+    return freed;
 }
 
 /** Whether a change of status from `before` to `after` frees the run's slot (it stopped executing). */

@@ -237,6 +237,8 @@ export interface AdmissionSlots {
     release(runId: string): Promise<void>;
     /** How many slots are held now. */
     held(): Promise<number>;
+    /** The runs holding a slot now (for reclaiming slots whose release a crash cut off). */
+    holders(): Promise<string[]>;
 }
 
 /** A run waiting to be admitted: what goes on the admission queue. */

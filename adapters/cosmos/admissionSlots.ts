@@ -41,9 +41,13 @@ export class CosmosAdmissionSlots implements AdmissionSlots {
     }
 
     async held(): Promise<number> {
+        return (await this.holders()).length;
+    }
+
+    async holders(): Promise<string[]> {
         const { admission } = await this.ctx.containers();
         const { resource } = await admission.item(SEMAPHORE, SEMAPHORE).read<SemaphoreItem>();
-        return resource?.holders.length ?? 0;
+        return [...(resource?.holders ?? [])];
     }
 
     /** Read, decide, and (if `decide` returns new holders) replace with IfMatch; again on 412. */

@@ -733,6 +733,7 @@ class SqliteAdmissionSlots implements AdmissionSlots {
         this.stmt = {
             holds: db.prepare<[string], { ok: number }>('SELECT 1 AS ok FROM admission_slots WHERE run_id = ?'),
             held: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM admission_slots'),
+            holders: db.prepare<[], { run_id: string }>('SELECT run_id FROM admission_slots ORDER BY acquired_at'),
             insert: db.prepare<[string, string]>('INSERT INTO admission_slots (run_id, acquired_at) VALUES (?, ?)'),
             remove: db.prepare<[string]>('DELETE FROM admission_slots WHERE run_id = ?'),
         };
@@ -755,6 +756,10 @@ class SqliteAdmissionSlots implements AdmissionSlots {
 
     held(): Promise<number> {
         return promised(() => this.heldNow());
+    }
+
+    holders(): Promise<string[]> {
+        return promised(() => this.stmt.holders.all().map((r) => r.run_id));
     }
 
     private heldNow(): number {

@@ -20,7 +20,7 @@ import { MeshPipeline, type PipelineInput } from '../../orchestrators/meshPipeli
 export async function admitRun(
     message: unknown,
     ctx: InvocationContext,
-    d: Pick<Deps, 'runs' | 'slots' | 'slotFreed' | 'now' | 'admission'>,
+    d: Pick<Deps, 'runs' | 'slots' | 'slotFreed' | 'reclaimSlots' | 'now' | 'admission'>,
 ): Promise<AdmissionOutcome | 'malformed' | 'requeued'> {
     const m = message as Partial<AdmissionMessage> | null;
     if (typeof m?.runId !== 'string' || m.runId === '') {
@@ -46,6 +46,7 @@ export async function admitRun(
                 await client.startNew(MeshPipeline.name, { instanceId: run.id, input });
             },
             slotFreed: (ms) => d.slotFreed(ms),
+            reclaim: () => d.reclaimSlots(),
             now: () => d.now().getTime(),
         },
         { runId: m.runId, correlationID: m.correlationID ?? '' },

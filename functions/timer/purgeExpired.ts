@@ -16,7 +16,7 @@ import { purgeExpired as purge, type RetentionSummary } from '../../domain/reten
 export async function purgeExpired(
     _timer: Timer,
     ctx: InvocationContext,
-    d: Pick<Deps, 'retention' | 'audit' | 'now'>,
+    d: Pick<Deps, 'retention' | 'audit' | 'now' | 'reclaimSlots'>,
     retentionMs = scaleConfig().retentionMs,
 ): Promise<RetentionSummary> {
     const client = durableClient(ctx);
@@ -36,6 +36,9 @@ export async function purgeExpired(
         },
         { retentionMs, batchSize: 100, maxBatches: 50, correlationID: randomUUID() },
     );
+    // Slots whose release a crash cut off are also reclaimed whenever admission finds capacity full; this catches
+    // them on a quiet system too.
+    await d.reclaimSlots();
     if (summary.runs || summary.agedRecords)
         ctx.info(
             `purgeExpired: ${summary.runs} runs, ${summary.auditRecords} audit records, ${summary.outputs} outputs ` +

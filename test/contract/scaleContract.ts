@@ -56,6 +56,15 @@ export function describeScaleContract(name: string, open: () => Promise<AppStore
                 await expect(s.slots.held()).resolves.toBe(2);
             });
 
+            it('names the runs holding slots', async () => {
+                await expect(s.slots.holders()).resolves.toEqual([]);
+                await s.slots.acquire('r1', 3);
+                await s.slots.acquire('r2', 3);
+                await s.slots.release('r1');
+                await s.slots.acquire('r3', 3);
+                expect((await s.slots.holders()).sort()).toEqual(['r2', 'r3']);
+            });
+
             it('of 20 concurrent acquires against capacity 5, exactly 5 win', async () => {
                 const results = await Promise.all(Array.from({ length: 20 }, (_, i) => s.slots.acquire(`run-${i}`, 5)));
                 expect(results.filter(Boolean)).toHaveLength(5);

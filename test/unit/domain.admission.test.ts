@@ -1,23 +1,26 @@
-import { type AdmissionPorts, admitRun, CapacityWaitError, slotFreedBy } from '../../domain/admission';
+import { type AdmissionPorts, admitRun, CapacityWaitError, reclaimSlots, slotFreedBy } from '../../domain/admission';
 import type { AdmissionSlots } from '../../domain/ports';
 import type { RunDoc } from '../../domain/run';
 import { makeRun, MemoryRuns } from '../support/domainFakes';
 
 /** Slots in memory, with the port's semantics (a holder's acquire is idempotent). */
 class MemorySlots implements AdmissionSlots {
-    readonly holders = new Set<string>();
+    readonly taken = new Set<string>();
     acquire(runId: string, capacity: number): Promise<boolean> {
-        if (this.holders.has(runId)) return Promise.resolve(true);
-        if (this.holders.size >= capacity) return Promise.resolve(false);
-        this.holders.add(runId);
+        if (this.taken.has(runId)) return Promise.resolve(true);
+        if (this.taken.size >= capacity) return Promise.resolve(false);
+        this.taken.add(runId);
         return Promise.resolve(true);
     }
     release(runId: string): Promise<void> {
-        this.holders.delete(runId);
+        this.taken.delete(runId);
         return Promise.resolve();
     }
     held(): Promise<number> {
-        return Promise.resolve(this.holders.size);
+        return Promise.resolve(this.taken.size);
+    }
+    holders(): Promise<string[]> {
+        return Promise.resolve([...this.taken]);
     }
 }
 
@@ -40,6 +43,9 @@ function harness() {
             await onWait?.();
         },
         now: () => clock,
+        reclaim: async () => {
+            await reclaimSlots({ slots, runs });
+        },
     };
     return { runs, slots, started, ports, setOnWait: (f: typeof onWait) => (onWait = f) };
 }
@@ -52,23 +58,25 @@ describe('admitRun', () => {
         await h.runs.create(makeRun({ id: 'r1', status: 'Queued' }));
         await expect(admitRun(h.ports, message('r1'), { capacity: 2, waitMs: 1000 })).resolves.toBe('admitted');
         expect(h.started).toEqual(['r1']);
-        expect([...h.slots.holders]).toEqual(['r1']);
+        expect([...h.slots.taken]).toEqual(['r1']);
     });
 
     it('gives the message back (throws) when no slot frees within the wait, and starts nothing', async () => {
         const h = harness();
-        h.slots.holders.add('other');
+        await h.runs.create(makeRun({ id: 'other', status: 'Running' }));
+        h.slots.taken.add('other');
         await h.runs.create(makeRun({ id: 'r1', status: 'Queued' }));
         await expect(admitRun(h.ports, message('r1'), { capacity: 1, waitMs: 1000 })).rejects.toBeInstanceOf(
             CapacityWaitError,
         );
         expect(h.started).toEqual([]);
-        expect([...h.slots.holders]).toEqual(['other']);
+        expect([...h.slots.taken]).toEqual(['other']);
     });
 
     it('admits as soon as a slot frees while it waits', async () => {
         const h = harness();
-        h.slots.holders.add('other');
+        await h.runs.create(makeRun({ id: 'other', status: 'Running' }));
+        h.slots.taken.add('other');
         await h.runs.create(makeRun({ id: 'r1', status: 'Queued' }));
         h.setOnWait(() => h.slots.release('other'));
         await expect(admitRun(h.ports, message('r1'), { capacity: 1, waitMs: 10_000 })).resolves.toBe('admitted');
@@ -81,7 +89,7 @@ describe('admitRun', () => {
         await admitRun(h.ports, message('r1'), { capacity: 5, waitMs: 0 });
         await expect(admitRun(h.ports, message('r1'), { capacity: 5, waitMs: 0 })).resolves.toBe('already-started');
         expect(h.started).toEqual(['r1']);
-        expect(h.slots.holders.size).toBe(1);
+        expect(h.slots.taken.size).toBe(1);
     });
 
     it('skips a run aborted while queued, and frees its slot if it took one while the abort happened', async () => {
@@ -98,21 +106,44 @@ describe('admitRun', () => {
         };
         await expect(admitRun(h.ports, message('r2'), { capacity: 5, waitMs: 0 })).resolves.toBe('ended');
         expect(h.started).toEqual([]);
-        expect(h.slots.holders.size).toBe(0);
+        expect(h.slots.taken.size).toBe(0);
     });
 
     it('starts a run paused while queued without taking a slot (it parks at its first safe point)', async () => {
         const h = harness();
-        h.slots.holders.add('other');
+        await h.runs.create(makeRun({ id: 'other', status: 'Running' }));
+        h.slots.taken.add('other');
         const pause = { pauseId: 'p1', actor: 'olga', reason: 'hold', at: 'x', correlationID: 'c' };
         await h.runs.create(makeRun({ id: 'r1', status: 'Paused', pause, resumeStatus: 'Queued' }));
         await expect(admitRun(h.ports, message('r1'), { capacity: 1, waitMs: 0 })).resolves.toBe('admitted');
-        expect([...h.slots.holders]).toEqual(['other']);
+        expect([...h.slots.taken]).toEqual(['other']);
     });
 
     it('says unknown-run for a message whose run does not exist', async () => {
         const h = harness();
         await expect(admitRun(h.ports, message('ghost'), { capacity: 5, waitMs: 0 })).resolves.toBe('unknown-run');
+    });
+});
+
+describe('reclaimSlots', () => {
+    it("frees the slots of runs that stopped executing (a crash cut off their release), keeps the others'", async () => {
+        const h = harness();
+        await h.runs.create(makeRun({ id: 'running', status: 'Running' }));
+        await h.runs.create(makeRun({ id: 'admitting', status: 'Queued' }));
+        await h.runs.create(makeRun({ id: 'waiting', status: 'AwaitingApproval' }));
+        await h.runs.create(makeRun({ id: 'done', status: 'Completed' }));
+        for (const id of ['running', 'admitting', 'waiting', 'done', 'purged']) h.slots.taken.add(id);
+        await expect(reclaimSlots(h)).resolves.toEqual(['waiting', 'done', 'purged']);
+        expect([...h.slots.taken]).toEqual(['running', 'admitting']);
+    });
+
+    it('is what lets a waiting run in when every slot was leaked', async () => {
+        const h = harness();
+        await h.runs.create(makeRun({ id: 'done', status: 'Completed' }));
+        h.slots.taken.add('done');
+        await h.runs.create(makeRun({ id: 'r1', status: 'Queued' }));
+        await expect(admitRun(h.ports, message('r1'), { capacity: 1, waitMs: 0 })).resolves.toBe('admitted');
+        expect([...h.slots.taken]).toEqual(['r1']);
     });
 });
 
