@@ -17,8 +17,9 @@
  * ended other than Completed, a submitted run missing at the end, a failed status read or a phase that outlasts
  * BENCH_PHASE_TIMEOUT_MS. Host and bench share one clock, so server `updatedAt` is compared with client times.
  *
- * Env: BENCH_STORES (default embedded,cosmos), BENCH_BURST (2000), BENCH_CAPACITY (200), BENCH_IN_FLIGHT_SET
- * (1000,5000), BENCH_PHASE_TIMEOUT_MS (600000), BENCH_KEEP_DATA (keep the temp data dirs).
+ * Env: BENCH_STORES (default embedded,cosmos), BENCH_BURST (2000; 0 skips the burst), BENCH_CAPACITY (200),
+ * BENCH_IN_FLIGHT_SET (1000,5000; 0 skips them), BENCH_PHASE_TIMEOUT_MS (600000), BENCH_KEEP_DATA (keep the temp
+ * data dirs).
  */
 import { rmSync } from 'node:fs';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -382,15 +383,16 @@ async function benchStore(store: StoreKind): Promise<void> {
     console.log(`store=${store}`);
 
     const burstLabel = `${store} burst`;
-    report(
-        `burst ${BURST} req from ${BURST_CLIENTS} clients, capacity ${CAPACITY}`,
-        await onFreshHost(store, CAPACITY, burstLabel, (c, live) => burstPhase(c, live, burstLabel)),
-        (b) =>
-            `${rate(b.submitsPerS)} submits/s, admitted ${rate(b.admittedPerS)} runs/s ` +
-            `(queue peak ${b.maxQueued}, empty at ${b.queueEmptyS.toFixed(1)} s), ` +
-            `all completed at ${b.completedS.toFixed(1)} s; answers ${answers(b.codes)}`,
-    );
-    for (const n of IN_FLIGHT_SET) {
+    if (BURST > 0)
+        report(
+            `burst ${BURST} req from ${BURST_CLIENTS} clients, capacity ${CAPACITY}`,
+            await onFreshHost(store, CAPACITY, burstLabel, (c, live) => burstPhase(c, live, burstLabel)),
+            (b) =>
+                `${rate(b.submitsPerS)} submits/s, admitted ${rate(b.admittedPerS)} runs/s ` +
+                `(queue peak ${b.maxQueued}, empty at ${b.queueEmptyS.toFixed(1)} s), ` +
+                `all completed at ${b.completedS.toFixed(1)} s; answers ${answers(b.codes)}`,
+        );
+    for (const n of IN_FLIGHT_SET.filter((x) => x > 0)) {
         const label = `${store} in-flight ${n}`;
         report(
             `in-flight ${n} (${SUBMITTERS} submitters, capacity ${n})`,
