@@ -447,8 +447,10 @@ class SqliteRunStore implements RunStore {
     }
 
     putOutput(runId: string, key: string, output: unknown): Promise<void> {
-        return promised(() => {
-            this.stmt.putOutput.run(runId, key, JSON.stringify(output ?? null));
+        // Group-committed like every other write: on its own, each stage output was a WAL write of its own.
+        const value = JSON.stringify(output ?? null);
+        return this.commits.run(() => {
+            this.stmt.putOutput.run(runId, key, value);
         });
     }
 
