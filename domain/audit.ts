@@ -107,12 +107,21 @@ export function chainNext(prev: AuditRecord | undefined, event: NewAuditEvent): 
         at: event.at,
         actor: event.actor,
         correlationID: event.correlationID,
+        ...optionalFieldsOf(event),
+    };
+    return { ...body, hash: hashRecord(body) };
+}
+
+/** The optional fields of an audit event that are set (an absent field is left out, never written as undefined). */
+export function optionalFieldsOf(
+    event: Pick<NewAuditEvent, 'stage' | 'checkpointId' | 'reason' | 'details'>,
+): Pick<NewAuditEvent, 'stage' | 'checkpointId' | 'reason' | 'details'> {
+    return {
         ...(event.stage !== undefined ? { stage: event.stage } : {}),
         ...(event.checkpointId !== undefined ? { checkpointId: event.checkpointId } : {}),
         ...(event.reason !== undefined ? { reason: event.reason } : {}),
         ...(event.details !== undefined ? { details: event.details } : {}),
     };
-    return { ...body, hash: hashRecord(body) };
 }
 
 /**

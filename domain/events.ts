@@ -5,7 +5,7 @@
  * published twice (a crash between publishing and marking it published) carries the same id both times and
  * consumers de-duplicate by it.
  */
-import { type AuditRecord, type AuditType, EVENT_TYPES, type EventType } from './audit';
+import { type AuditRecord, type AuditType, EVENT_TYPES, type EventType, optionalFieldsOf } from './audit';
 import type { Stage } from './pipeline';
 
 /** `source` of every event: the orchestrator as a whole (the run is the `subject`). */
@@ -73,10 +73,7 @@ export function toCloudEvent(record: AuditRecord): MeshCloudEvent {
             seq: record.seq,
             actor: record.actor,
             correlationID: record.correlationID,
-            ...(record.stage !== undefined ? { stage: record.stage } : {}),
-            ...(record.checkpointId !== undefined ? { checkpointId: record.checkpointId } : {}),
-            ...(record.reason !== undefined ? { reason: record.reason } : {}),
-            ...(record.details !== undefined ? { details: record.details } : {}),
+            ...optionalFieldsOf(record),
         },
         correlationid: record.correlationID,
     };

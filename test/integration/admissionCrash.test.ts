@@ -20,10 +20,7 @@ it('kill -9 while runs wait for slots: every accepted run is admitted and comple
     let host: HostProcess = await startHostProcess({ dataDir, env });
     let api = new Api(host);
     const restart = async (): Promise<void> => {
-        host.child.kill('SIGKILL');
-        await new Promise((r) =>
-            host.child.exitCode !== null || host.child.signalCode !== null ? r(null) : host.child.once('exit', r),
-        );
+        await host.stop('SIGKILL');
         host = await startHostProcess({ dataDir, env });
         api = new Api(host);
     };

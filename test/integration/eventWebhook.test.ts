@@ -92,10 +92,7 @@ it('forwards every event of every run, signed, once by id and in seq order, acro
     let host: HostProcess = await startHostProcess({ dataDir, env });
     let api = new Api(host);
     const killAndRestart = async (): Promise<void> => {
-        host.child.kill('SIGKILL');
-        await new Promise((r) =>
-            host.child.exitCode !== null || host.child.signalCode !== null ? r(null) : host.child.once('exit', r),
-        );
+        await host.stop('SIGKILL');
         host = await startHostProcess({ dataDir, env });
         api = new Api(host);
     };

@@ -116,10 +116,7 @@ it('delivers every event of every run once by id, in seq order, matching its aud
     let host: HostProcess = await startHostProcess({ dataDir, env });
     let api = new Api(host);
     const killAndRestart = async (): Promise<void> => {
-        host.child.kill('SIGKILL');
-        await new Promise((r) =>
-            host.child.exitCode !== null || host.child.signalCode !== null ? r(null) : host.child.once('exit', r),
-        );
+        await host.stop('SIGKILL');
         host = await startHostProcess({ dataDir, env });
         api = new Api(host);
     };

@@ -17,10 +17,7 @@ it('kill -9 during runs and decisions: every run finishes, each state change rec
     let api = new Api(host);
     const restart = async (afterMs: number): Promise<void> => {
         await new Promise((r) => setTimeout(r, afterMs));
-        host.child.kill('SIGKILL');
-        await new Promise((r) =>
-            host.child.exitCode !== null || host.child.signalCode !== null ? r(null) : host.child.once('exit', r),
-        );
+        await host.stop('SIGKILL');
         host = await startHostProcess({ dataDir, env });
         api = new Api(host);
     };
