@@ -115,6 +115,7 @@ export interface SecretsConfig {
 let cachedSecrets: SecretsConfig | undefined;
 
 export function parseSecretsConfig(env: Env): SecretsConfig {
+    const problems: string[] = [];
     const url = env.KEY_VAULT_URL?.trim() || undefined;
     if (url !== undefined) {
         let parsed: URL | undefined;
@@ -123,12 +124,13 @@ export function parseSecretsConfig(env: Env): SecretsConfig {
         } catch {
             parsed = undefined;
         }
-        if (parsed?.protocol !== 'https:') throw new Error(`KEY_VAULT_URL must be an https URL, got '${url}'.`);
+        if (parsed?.protocol !== 'https:') problems.push(`KEY_VAULT_URL must be an https URL, got '${url}'`);
     }
     const ttlText = env.KEY_VAULT_CACHE_TTL_SECONDS?.trim() || '300';
     const ttl = Number(ttlText);
     if (!Number.isFinite(ttl) || ttl < 0)
-        throw new Error(`KEY_VAULT_CACHE_TTL_SECONDS must be a number of seconds >= 0, got '${ttlText}'.`);
+        problems.push(`KEY_VAULT_CACHE_TTL_SECONDS must be a number of seconds >= 0, got '${ttlText}'`);
+    if (problems.length) throw new Error(`${problems.join('; ')}.`);
     return Object.freeze({ keyVaultUrl: url?.replace(/\/+$/, ''), cacheTtlSeconds: ttl });
 }
 

@@ -45,6 +45,9 @@ export const JWKS_PATH = '/.well-known/jwks.json';
 export async function startHost(config: HostConfig, log: HostLog): Promise<RunningHost> {
     mkdirSync(config.dataDir, { recursive: true });
     const keysDir = keysDirFrom(process.env);
+    // The embedded host is local operation whatever the store: the app's keys (approval links, data keys) are local
+    // keys here too, where Azure needs Key Vault (adapters/configCheck.ts).
+    process.env.MESH_KEYS_DIR = keysDir;
     const signingKey = await loadOrCreateSigningKey(keysDir);
     const jwks = publicJwks(signingKey);
 
@@ -85,6 +88,16 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     if (engines) for (const stage of STAGES) process.env[engineUrlKey(stage)] = engines.urls[stage];
 
     const { registry } = loadApp(config.root, log, config.appMain);
+    // As on the Functions host, appStart hooks run before any function is invoked: the app's configuration check
+    // stops a misconfigured host here, before it serves a request or fires a timer.
+    try {
+        for (const hook of registry.hooks.get('appStart') ?? []) await hook({ hookData: {}, appHookData: {} });
+    } catch (e: unknown) {
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await engines?.stop();
+        store.close();
+        throw e;
+    }
     const registrations: EngineRegistrations = { orchestrators: new Map(), activities: new Map(), entities: new Map() };
     for (const f of registry.byTriggerType('orchestrationTrigger'))
         registrations.orchestrators.set(f.name, f.handler as unknown as OrchestrationHandler);
@@ -134,7 +147,6 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         `host: local Event Grid topic ${origin}${EVENTGRID_PATH}; subscriptions: ${subscriptions.join(', ') || 'none'}`,
     );
     engine.start();
-    for (const hook of registry.hooks.get('appStart') ?? []) await hook({ hookData: {}, appHookData: {} });
 
     let stopped = false;
     return {

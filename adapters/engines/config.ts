@@ -25,18 +25,18 @@ export function engineUrlKey(stage: Stage): string {
 let cached: EngineConfig | undefined;
 
 /**
- * Parses the `ENGINE_*` settings from `env` without caching. Throws one Error naming every missing key, else
- * one naming every invalid one. Values are never quoted back: an engine URL may carry a key in its query.
+ * Parses the `ENGINE_*` settings from `env` without caching. Throws one Error naming every missing key and every
+ * invalid one. Values are never quoted back: an engine URL may carry a key in its query.
  */
 export function parseEngineConfig(env: Env): EngineConfig {
     const missing = STAGES.map(engineUrlKey).filter((k) => !env[k]?.trim());
-    if (missing.length > 0) throw new Error(`Missing required configuration: ${missing.join(', ')}`);
 
     const invalid: string[] = [];
     const urls = {} as Record<Stage, string>;
     for (const stage of STAGES) {
         const key = engineUrlKey(stage);
-        const value = env[key]!.trim();
+        const value = env[key]?.trim();
+        if (!value) continue;
         if (isHttpUrl(value)) urls[stage] = value;
         else invalid.push(`${key} must be an absolute http(s) URL without credentials`);
     }
@@ -45,6 +45,9 @@ export function parseEngineConfig(env: Env): EngineConfig {
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1 || timeoutMs > MAX_ENGINE_TIMEOUT_MS) {
         invalid.push(`ENGINE_TIMEOUT_MS must be an integer from 1 to ${MAX_ENGINE_TIMEOUT_MS}`);
     }
+    // Every problem at once: the missing keys first (the message tests and operators know), then the invalid ones.
+    if (missing.length > 0)
+        throw new Error([`Missing required configuration: ${missing.join(', ')}`, ...invalid].join('; '));
     if (invalid.length > 0) throw new Error(`Invalid configuration: ${invalid.join('; ')}`);
     return Object.freeze({ urls: Object.freeze(urls), timeoutMs });
 }

@@ -11,6 +11,7 @@
 import { app, InvocationContext } from '@azure/functions';
 
 import { type EventWebhookConfig, eventWebhookConfig } from '../../adapters/config';
+import { atRegistration } from '../../adapters/configCheck';
 import { postSignedJson, type SignedPostOptions } from '../../adapters/webhooks/signedWebhook';
 
 /** Three attempts per delivery, 200 ms × 2^n apart. */
@@ -37,8 +38,9 @@ export async function forwardEvents(
     }
 }
 
-// Read at load, so a misconfigured host fails at startup, naming the missing setting.
-const config = eventWebhookConfig();
+// Read at load; a misconfigured forwarder is not registered and the start-up check (adapters/configCheck.ts) stops the
+// host, naming the setting.
+const config = atRegistration(() => eventWebhookConfig(), undefined);
 
 // Registered only when configured: an unconfigured forwarder would still cost a delivery per event. The local
 // topic and Azure deliver CloudEvents 1.0 (not the Event Grid schema the default type describes).

@@ -10,6 +10,7 @@ import { app, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
 import { scaleConfig } from '../../adapters/config';
+import { atRegistration } from '../../adapters/configCheck';
 import { type Deps, deps } from '../../adapters/deps';
 import { durableClient, orchestrationOf } from '../../adapters/http/request';
 import { type AdmissionOutcome, admitRun as admit, CapacityWaitError } from '../../domain/admission';
@@ -69,7 +70,7 @@ export async function admitRun(
 }
 
 app.serviceBusQueue('admitRun', {
-    queueName: scaleConfig().admissionQueue,
+    queueName: atRegistration(() => scaleConfig().admissionQueue, 'mesh-admission'),
     connection: 'ServiceBusConnection',
     extraInputs: [df.input.durableClient()],
     handler: async (message: unknown, ctx: InvocationContext) => {

@@ -8,7 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { app, InvocationContext, Timer } from '@azure/functions';
 import * as df from 'durable-functions';
 
-import { scaleConfig } from '../../adapters/config';
+import { DEFAULT_RETENTION_SCHEDULE, scaleConfig } from '../../adapters/config';
+import { atRegistration } from '../../adapters/configCheck';
 import { type Deps, deps } from '../../adapters/deps';
 import { durableClient } from '../../adapters/http/request';
 import { purgeExpired as purge, type RetentionSummary } from '../../domain/retention';
@@ -48,7 +49,7 @@ export async function purgeExpired(
 }
 
 app.timer('purgeExpired', {
-    schedule: scaleConfig().retentionSchedule,
+    schedule: atRegistration(() => scaleConfig().retentionSchedule, DEFAULT_RETENTION_SCHEDULE),
     extraInputs: [df.input.durableClient()],
     handler: async (timer: Timer, ctx: InvocationContext) => {
         await purgeExpired(timer, ctx, deps());

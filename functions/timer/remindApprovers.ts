@@ -7,7 +7,8 @@
  */
 import { app, InvocationContext, Timer } from '@azure/functions';
 
-import { reminderConfig } from '../../adapters/config';
+import { DEFAULT_REMINDER_SCHEDULE, reminderConfig } from '../../adapters/config';
+import { atRegistration } from '../../adapters/configCheck';
 import { type Deps, deps } from '../../adapters/deps';
 import { remindApprovers as remind } from '../../domain/notify';
 
@@ -23,6 +24,6 @@ export async function remindApprovers(
 }
 
 app.timer('remindApprovers', {
-    schedule: reminderConfig().schedule,
+    schedule: atRegistration(() => reminderConfig().schedule, DEFAULT_REMINDER_SCHEDULE),
     handler: (timer: Timer, ctx: InvocationContext) => remindApprovers(timer, ctx, deps()),
 });

@@ -55,6 +55,8 @@ export interface HostOptions {
      */
     store?: StoreKind;
     cosmos?: CosmosServer;
+    /** The host's working directory (default the project root): where default keys and local.settings.json are found. */
+    cwd?: string;
 }
 
 export async function startHostProcess(opts: HostOptions = {}): Promise<HostProcess> {
@@ -62,7 +64,7 @@ export async function startHostProcess(opts: HostOptions = {}): Promise<HostProc
     const ownCosmos = opts.store === 'cosmos' && !opts.cosmos ? await startCosmosServer() : undefined;
     const cosmos = opts.cosmos ?? ownCosmos;
     const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), join(ROOT, 'dist/local/main.js')], {
-        cwd: ROOT,
+        cwd: opts.cwd ?? ROOT,
         env: {
             ...process.env,
             PORT: '0',
