@@ -3,7 +3,10 @@
  *
  * - `checkpoint.opened` / `checkpoint.escalated`: every person holding one of the checkpoint's required roles (after an
  *   escalation, the widened roles) in the run's team (or Mesh.Admin), never the submitter, on each of the checkpoint's
- *   channels: one message per approver per channel, with signed links for approve, reject and request_info.
+ *   personal channels (e-mail, the signed webhook): one message per approver per channel, with that approver's signed
+ *   links for approve, reject and request_info. Shared channels (Teams, Slack: incoming webhooks post to a channel
+ *   everyone in it reads) get one message per checkpoint per channel naming who may decide and the deadline, with no
+ *   personal link: only an `open` link to the run's page, where the clicker signs in and the API checks they may decide.
  * - `checkpoint.expired` / `pipeline.failed`: the submitter, when the directory knows an address for them; no links.
  * - Reminders (`remindApprovers`, from a timer): the approvers of a checkpoint whose deadline draws near, as for
  *   `checkpoint.opened`, once per (checkpoint, deadline, person, channel).
@@ -38,6 +41,8 @@ export interface NotifyPorts {
     log: NotificationLog;
     /** The approval page of a token: `<public origin>/approvals/<token>`. */
     linkUrl: (token: string) => string;
+    /** The run's page behind sign-in, linked from shared channels (decided in docs/decisions.md). */
+    runUrl: (runId: string) => string;
     /** True on the embedded host: a message for an unconfigured channel is kept in the outbox only. */
     localOutbox: boolean;
     now: () => Date;
@@ -52,6 +57,15 @@ export interface NotifySummary {
 }
 
 const OPEN_STATES = new Set<CheckpointState['status']>(['Open', 'Escalated']);
+
+/**
+ * Channels whose messages land where many people read them: Teams and Slack incoming webhooks post to a channel. They
+ * never carry a person's one-click links (anyone in the channel could click another person's link).
+ */
+export const SHARED_CHANNELS: readonly Channel[] = ['teams', 'slack'];
+
+/** Whom a shared-channel message is recorded for (its records' keys are `<source>|#channel|<channel>`). */
+export const CHANNEL_RECIPIENT: Person = Object.freeze({ id: '#channel', name: 'Channel', roles: [], teams: [] });
 
 export async function notifyForEvent(ports: NotifyPorts, event: NotifiableEvent): Promise<NotifySummary> {
     const summary: NotifySummary = { sent: 0, failed: 0, skipped: 0 };
@@ -124,23 +138,34 @@ async function requestApprovals(
 ): Promise<void> {
     const title = run.metadata.title ?? run.id;
     const approvers = await ports.directory.peopleWithRoles(checkpoint.requiredRoles, run.metadata.team);
+    const what = `needed for "${title}" (${checkpoint.position} ${checkpoint.stage})`;
+    const subject =
+        kind === 'reminder'
+            ? `Reminder: approval ${what}`
+            : `${kind === 'escalated' ? 'Escalated: approval' : 'Approval'} ${what}`;
+    const personal = checkpoint.channels.filter((c) => !SHARED_CHANNELS.includes(c));
+    const shared = checkpoint.channels.filter((c) => SHARED_CHANNELS.includes(c));
+    const deciders: Person[] = [];
     for (const person of approvers) {
         if (person.id === run.createdBy) continue;
         const claims = linksFor(run, checkpoint, person, undefined, { now: ports.now() });
         if (!claims.length) continue;
+        deciders.push(person);
+        if (!personal.length) continue;
         let links: NotificationMessage['links'] | undefined;
         const mint = async (): Promise<NotificationMessage['links']> =>
             (links ??= await Promise.all(
                 claims.map(async (c) => ({ decision: c.d, url: ports.linkUrl(await ports.links.sign(c)) })),
             ));
-        const what = `needed for "${title}" (${checkpoint.position} ${checkpoint.stage})`;
-        const subject =
-            kind === 'reminder'
-                ? `Reminder: approval ${what}`
-                : `${kind === 'escalated' ? 'Escalated: approval' : 'Approval'} ${what}`;
         const lines = approvalLines(run, checkpoint, kind);
-        await fanOut(ports, source, run, checkpoint, person, checkpoint.channels, subject, lines, mint, summary);
+        await fanOut(ports, source, run, checkpoint, person, personal, subject, lines, mint, summary);
     }
+    if (!shared.length || !deciders.length) return;
+    // One message per shared channel, for the channel: who may decide, by when, and the run's page behind sign-in.
+    const lines = channelLines(run, checkpoint, kind, deciders, personal);
+    const open = (): Promise<NotificationMessage['links']> =>
+        Promise.resolve([{ decision: 'open', url: ports.runUrl(run.id) }]);
+    await fanOut(ports, source, run, checkpoint, CHANNEL_RECIPIENT, shared, subject, lines, open, summary);
 }
 
 /** What a reminder is recorded as: one per checkpoint and deadline (an escalation's new deadline is another). */
@@ -219,6 +244,26 @@ function approvalLines(run: RunDoc, c: CheckpointState, kind: ApprovalKind): str
     ];
 }
 
+/** A shared channel's lines: no personal links, so it names who may decide and sends readers to sign in. */
+function channelLines(
+    run: RunDoc,
+    c: CheckpointState,
+    kind: ApprovalKind,
+    deciders: readonly Person[],
+    personal: readonly Channel[],
+): string[] {
+    const by = run.createdByName ?? run.createdBy;
+    const lead = { opened: 'The', escalated: 'Escalated: the', reminder: 'Reminder: the' }[kind];
+    const names = [...new Set(deciders.map((p) => p.name))].sort((a, b) => a.localeCompare(b));
+    return [
+        `${lead} run "${run.metadata.title ?? run.id}" by ${by} (team ${run.metadata.team}, risk ${run.metadata.riskLevel}) waits for approval ${c.position} the ${c.stage} stage.`,
+        `Who may decide: ${names.join(', ')} (${c.requiredRoles.join(', ')}); approvals needed: ${c.approvals}.`,
+        ...(c.deadline ? [`Decide before ${c.deadline}.`] : []),
+        `Open the run and sign in to decide; only the people named above can.` +
+            (personal.length ? ` Each of them also got their own one-click links (${personal.join(', ')}).` : ''),
+    ];
+}
+
 async function fanOut(
     ports: NotifyPorts,
     event: NotifiableEvent,
@@ -239,7 +284,12 @@ async function fanOut(
             summary.skipped++;
             continue;
         }
-        const to = personalOnly ? personalAddress(person, channel) : notifier.addressOf(person);
+        const to =
+            person === CHANNEL_RECIPIENT
+                ? 'channel'
+                : personalOnly
+                  ? personalAddress(person, channel)
+                  : notifier.addressOf(person);
         if (to === undefined) {
             summary.skipped++;
             ports.info(`notify: ${person.id} has no ${channel} address; ${event.type} ${event.id} not sent there.`);

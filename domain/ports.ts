@@ -185,8 +185,17 @@ export interface NotificationMessage {
     subject: string;
     /** Plain-text lines of the message body (each channel renders them its own way). */
     lines: string[];
-    /** The signed approval links (approve, reject, request_info); empty for messages that ask nothing. */
-    links: { decision: Decision; url: string }[];
+    /**
+     * The signed approval links (approve, reject, request_info) of a personal message; empty for messages that ask
+     * nothing; on a shared channel (Teams, Slack) one `open` link to a page that makes the clicker sign in.
+     */
+    links: NotificationLink[];
+}
+
+/** A link in a notification: a personal one-click decision, or (`open`) the run's page behind sign-in. */
+export interface NotificationLink {
+    decision: Decision | 'open';
+    url: string;
 }
 
 /** A channel (email, Teams, Slack, webhook). `send` resolves once delivered and throws when it failed for good. */
@@ -213,7 +222,7 @@ export interface NotificationRecord {
     subject: string;
     runId: string;
     checkpointId: string | null;
-    links: { decision: Decision; url: string }[];
+    links: NotificationLink[];
     status: 'sent' | 'failed';
     error?: string;
     /** Set when the message was not delivered anywhere but the local outbox (its channel is not configured). */

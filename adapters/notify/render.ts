@@ -2,14 +2,20 @@
  * How a notification looks on each channel: an e-mail (HTML and text), a Teams Adaptive Card 1.5, a Slack Block Kit
  * message and the webhook's JSON body. Pure functions of the message, so tests validate them against schemas.
  */
-import type { NotificationMessage } from '../../domain/ports';
-import type { Decision } from '../../domain/quorum';
+import { CHANNEL_RECIPIENT } from '../../domain/notify';
+import type { NotificationLink, NotificationMessage } from '../../domain/ports';
 
-export const DECISION_LABELS: Record<Decision, string> = {
+export const DECISION_LABELS: Record<NotificationLink['decision'], string> = {
     approve: 'Approve',
     reject: 'Reject',
     request_info: 'Request info',
+    open: 'Open in Mesh Orchestrator (sign in)',
 };
+
+/** A shared channel's message is for everyone in it: no "For <name>" line. */
+function forChannel(m: NotificationMessage): boolean {
+    return m.recipient.id === CHANNEL_RECIPIENT.id;
+}
 
 /** Slack caps header text at 150 characters and button text at 75; Teams has no hard cap but truncates too. */
 function clip(text: string, max: number): string {
@@ -56,7 +62,17 @@ export function adaptiveCard(m: NotificationMessage): Record<string, unknown> {
         version: '1.5',
         body: [
             { type: 'TextBlock', text: m.subject, weight: 'Bolder', size: 'Medium', wrap: true },
-            { type: 'TextBlock', text: `For ${m.recipient.name}`, isSubtle: true, spacing: 'None', wrap: true },
+            ...(forChannel(m)
+                ? []
+                : [
+                      {
+                          type: 'TextBlock',
+                          text: `For ${m.recipient.name}`,
+                          isSubtle: true,
+                          spacing: 'None',
+                          wrap: true,
+                      },
+                  ]),
             ...m.lines.map((line) => ({ type: 'TextBlock', text: line, wrap: true })),
             {
                 type: 'FactSet',
@@ -102,7 +118,13 @@ export function slackPayload(m: NotificationMessage, to: string): Record<string,
             { type: 'header', text: { type: 'plain_text', text: clip(m.subject, 150), emoji: true } },
             {
                 type: 'section',
-                text: { type: 'mrkdwn', text: clip([`For ${mention}`, ...m.lines.map(escapeMrkdwn)].join('\n'), 3000) },
+                text: {
+                    type: 'mrkdwn',
+                    text: clip(
+                        [...(forChannel(m) ? [] : [`For ${mention}`]), ...m.lines.map(escapeMrkdwn)].join('\n'),
+                        3000,
+                    ),
+                },
             },
             {
                 type: 'context',

@@ -1,7 +1,9 @@
 /**
  * Notification fan-out on the embedded host (issue 4): a high-risk run's checkpoint opens, every eligible approver
- * gets one e-mail (local mail catcher) and one Teams card (a local receiver standing in for TEAMS_WEBHOOK_URL), each
- * with three signed links, all kept in `<MESH_DATA_DIR>/outbox.jsonl`; a link from the outbox decides the checkpoint.
+ * gets one e-mail (local mail catcher) with their three signed links, and the Teams channel (a local receiver standing
+ * in for TEAMS_WEBHOOK_URL) gets one card naming who may decide, with no personal link, only the run's page behind
+ * sign-in (issue 10: anyone in a channel could click another person's link). All kept in
+ * `<MESH_DATA_DIR>/outbox.jsonl`; a link from the outbox decides the checkpoint.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, writeFileSync } from 'node:fs';
@@ -77,28 +79,35 @@ function outboxFor(checkpointId: string): NotificationRecord[] {
     return readOutbox(outboxPath(host.dataDir)).filter((r) => r.checkpointId === checkpointId);
 }
 
-it('asks ava and amir by e-mail and Teams with signed links; a link from the outbox decides the checkpoint', async () => {
+it('asks ava and amir by e-mail with signed links and the Teams channel once without; a link from the outbox decides', async () => {
     const { id, checkpointId: cpId } = await runAwaitingApproval(api, USERS.dana, 'Notify me');
 
     const lines = await waitUntil(() => {
         const l = outboxFor(cpId);
-        return Promise.resolve(l.length >= 4 && l);
-    }, 'four notifications in the outbox');
+        return Promise.resolve(l.length >= 3 && l);
+    }, 'three notifications in the outbox');
     await new Promise((r) => setTimeout(r, 300)); // nothing more arrives for this checkpoint
-    expect(outboxFor(cpId)).toHaveLength(4);
+    expect(outboxFor(cpId)).toHaveLength(3);
     expect(lines.map((l) => `${l.channel}:${l.personId}:${l.status}`).sort()).toEqual([
         'email:amir:sent',
         'email:ava:sent',
-        'teams:amir:sent',
-        'teams:ava:sent',
+        'teams:#channel:sent',
     ]);
     for (const l of lines) {
         expect(l).toMatchObject({ runId: id, checkpointId: cpId, eventType: 'mesh.checkpoint.opened' });
         expect(l.subject).toContain('Notify me');
+    }
+    // e-mail: each approver's own three one-click links
+    for (const l of lines.filter((k) => k.channel === 'email')) {
         expect(l.links.map((k) => k.decision)).toEqual(['approve', 'reject', 'request_info']);
         for (const k of l.links)
             expect(k.url).toMatch(new RegExp(`^${host.origin}/approvals/[\\w-]+\\.[\\w-]+\\.[\\w-]+$`));
     }
+    // the Teams channel: no personal link, one link to the run where the clicker must sign in
+    const channel = lines.find((l) => l.channel === 'teams')!;
+    expect(channel.to).toBe('channel');
+    expect(channel.links).toEqual([{ decision: 'open', url: `${host.origin}/pipeline/status/${id}` }]);
+    expect((await fetch(channel.links[0]!.url)).status).toBe(401);
     expect(
         lines
             .filter((l) => l.channel === 'email')
@@ -107,16 +116,20 @@ it('asks ava and amir by e-mail and Teams with signed links; a link from the out
     ).toEqual(['amir@example.com', 'ava@example.com']);
     // the mail catcher kept both e-mails; the Teams receiver got both cards with three OpenUrl actions
     expect(readdirSync(join(host.dataDir, 'mail')).filter((f) => f.endsWith('.eml'))).toHaveLength(2);
-    await waitUntil(() => Promise.resolve(cards.length >= 2), 'two Teams cards');
-    expect(cards).toHaveLength(2);
-    for (const { card } of cards) {
-        expect(card.version).toBe('1.5');
-        expect(card.actions.map((a: any) => [a.type, a.title])).toEqual([
-            ['Action.OpenUrl', 'Approve'],
-            ['Action.OpenUrl', 'Reject'],
-            ['Action.OpenUrl', 'Request info'],
-        ]);
-    }
+    await waitUntil(() => Promise.resolve(cards.length >= 1), 'the Teams card');
+    await new Promise((r) => setTimeout(r, 300)); // one card per channel, not one per approver
+    expect(cards).toHaveLength(1);
+    const { card } = cards[0]!;
+    expect(card.version).toBe('1.5');
+    expect(card.actions).toEqual([
+        {
+            type: 'Action.OpenUrl',
+            title: 'Open in Mesh Orchestrator (sign in)',
+            url: `${host.origin}/pipeline/status/${id}`,
+        },
+    ]);
+    expect(JSON.stringify(card)).not.toContain('/approvals/');
+    expect(JSON.stringify(card)).toMatch(/Who may decide: Amir, Ava \(Mesh\.Approver\)/);
 
     // `npm run outbox` lists the same lines, newest first
     expect(existsSync(join(ROOT, 'dist/local/cli/outbox.js'))).toBe(true);
@@ -127,7 +140,7 @@ it('asks ava and amir by e-mail and Teams with signed links; a link from the out
         .trim()
         .split('\n')
         .map((l) => JSON.parse(l) as NotificationRecord);
-    expect(printed.length).toBeGreaterThanOrEqual(4);
+    expect(printed.length).toBeGreaterThanOrEqual(3);
     const ats = printed.map((p) => p.at);
     expect([...ats].sort().reverse()).toEqual(ats);
     expect(printed[0]).toEqual(

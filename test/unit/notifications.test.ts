@@ -17,7 +17,7 @@ import { EmailNotifier, MailCatcher } from '../../adapters/notify/email';
 import { OutboxFile, outboxPath, readOutbox } from '../../adapters/notify/outbox';
 import { adaptiveCard, renderEmail, slackPayload, teamsPayload } from '../../adapters/notify/render';
 import { SIGNATURE_HEADER, signMeshPayload, verifyMeshSignature, WebhookNotifier } from '../../adapters/notify/webhook';
-import { notifyForEvent, type NotifyPorts } from '../../domain/notify';
+import { CHANNEL_RECIPIENT, notifyForEvent, type NotifyPorts } from '../../domain/notify';
 import type { NotificationMessage, Notifier, Person } from '../../domain/ports';
 import type { RunDoc } from '../../domain/run';
 import { main as outboxCli } from '../../local/cli/outbox';
@@ -105,6 +105,23 @@ describe('rendering', () => {
         expect(validSlack({ blocks: [{ type: 'header', text: { type: 'plain_text', text: 'x'.repeat(151) } }] })).toBe(
             false,
         );
+    });
+
+    it('a shared channel message: one sign-in link, no "For <person>", valid on Teams and Slack', () => {
+        const open = 'https://mesh.example/pipeline/status/run-1';
+        const m = message({ recipient: CHANNEL_RECIPIENT, links: [{ decision: 'open', url: open }] });
+        const card = adaptiveCard(m);
+        expect(validCard(card)).toBe(true);
+        expect(card.actions).toEqual([
+            { type: 'Action.OpenUrl', title: 'Open in Mesh Orchestrator (sign in)', url: open },
+        ]);
+        expect(JSON.stringify(card)).not.toContain('For ');
+        const p = slackPayload(m, 'channel') as { blocks: { type: string; elements?: unknown[] }[] };
+        expect(validSlack(p)).toBe(true);
+        expect(p.blocks.find((b) => b.type === 'actions')!.elements).toEqual([
+            expect.objectContaining({ type: 'button', action_id: 'mesh_open', url: open }),
+        ]);
+        expect(JSON.stringify(p)).not.toContain('For ');
     });
 
     it('renders e-mail as text and escaped HTML with the three links', () => {
@@ -293,13 +310,16 @@ describe('fan-out', () => {
         const dir = tmp();
         const email = new FakeNotifier('email');
         const teams = new FakeNotifier('teams', false);
+        const slack = new FakeNotifier('slack');
+        const webhook = new FakeNotifier('webhook');
         const ports: NotifyPorts = {
             runs: { get: (id) => Promise.resolve(id === run.id ? run : undefined) },
             directory: new JsonDirectory(undefined),
             links: { sign: (c) => Promise.resolve(`tok-${c.sub}-${c.d}`) },
-            notifiers: [email, teams],
+            notifiers: [email, teams, slack, webhook],
             log: new OutboxFile(outboxPath(dir)),
             linkUrl: (t) => `https://mesh.example/approvals/${t}`,
+            runUrl: (id) => `https://mesh.example/pipeline/status/${id}`,
             localOutbox,
             now: () => new Date('2025-06-01T13:00:00Z'),
             info: () => undefined,
@@ -313,7 +333,7 @@ describe('fan-out', () => {
         jest.spyOn(ports.directory, 'person').mockImplementation((id) =>
             Promise.resolve(directoryPeople.find((p) => p.id === id)),
         );
-        return { ports, email, teams, dir };
+        return { ports, email, teams, slack, webhook, dir };
     }
     const opened = {
         id: 'run-1:9',
@@ -321,19 +341,55 @@ describe('fan-out', () => {
         data: { orchestrationID: 'run-1', checkpointId: 'run-1.1.taste.before.0' },
     };
 
-    it('asks every approver of the team but the submitter, once per channel, with three links; idempotent per event', async () => {
+    it('asks every approver of the team but the submitter by e-mail with three links, and the Teams channel once; idempotent per event', async () => {
         const run = waitingRun({}, { channels: ['email', 'teams'] });
         const { ports, email, dir } = setup(run);
-        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 3, failed: 0, skipped: 1 });
+        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 2, failed: 0, skipped: 1 });
         expect(email.sent.map((s) => s.to)).toEqual(['ava@example.com']); // amir has no e-mail address
         const lines = readOutbox(outboxPath(dir));
-        expect(lines.map((l) => `${l.channel}:${l.personId}`)).toEqual(['email:ava', 'teams:ava', 'teams:amir']);
+        expect(lines.map((l) => `${l.channel}:${l.personId}:${l.to}`)).toEqual([
+            'email:ava:ava@example.com',
+            'teams:#channel:channel',
+        ]);
         expect(lines[0]!.links.map((l) => l.decision)).toEqual(['approve', 'reject', 'request_info']);
         expect(lines[0]!.links[0]!.url).toBe('https://mesh.example/approvals/tok-ava-approve');
+        // the channel's one message: who may decide, and one link to the run behind sign-in
         expect(lines[1]!.note).toMatch(/not configured/);
+        expect(lines[1]!.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
         // redelivered: nothing more
-        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 0, failed: 0, skipped: 4 });
-        expect(readOutbox(outboxPath(dir))).toHaveLength(3);
+        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 0, failed: 0, skipped: 3 });
+        expect(readOutbox(outboxPath(dir))).toHaveLength(2);
+    });
+
+    it('no Teams or Slack message carries a personal one-click link; e-mail and the signed webhook still do', async () => {
+        const run = waitingRun({}, { channels: ['email', 'teams', 'slack', 'webhook'] });
+        const { ports, email, slack, webhook, dir } = setup(run);
+        expect(await notifyForEvent(ports, opened)).toMatchObject({ failed: 0 });
+        const lines = readOutbox(outboxPath(dir));
+        const shared = lines.filter((l) => l.channel === 'teams' || l.channel === 'slack');
+        expect(shared.map((l) => `${l.channel}:${l.personId}`).sort()).toEqual(['slack:#channel', 'teams:#channel']);
+        for (const l of shared) {
+            expect(JSON.stringify(l)).not.toContain('/approvals/');
+            expect(l.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
+        }
+        // what Slack was handed: names who may decide and the deadline, and no personal link
+        expect(slack.sent).toHaveLength(1);
+        const m = slack.sent[0]!.m;
+        expect(JSON.stringify(m)).not.toContain('/approvals/');
+        expect(m.lines.join('\n')).toContain('Who may decide: Amir, Ava (Mesh.Approver); approvals needed: 1.');
+        expect(m.lines.join('\n')).toContain(`Decide before ${run.checkpoints[0]!.deadline}`);
+        expect(JSON.stringify(slackPayload(m, slack.sent[0]!.to))).not.toMatch(/\/approvals\/|For /);
+        expect(JSON.stringify(teamsPayload(m))).not.toMatch(/\/approvals\/|For /);
+        // personal channels keep personal links: e-mail to ava, the signed webhook per approver
+        expect(email.sent[0]!.m.links.map((l) => l.url)).toEqual([
+            'https://mesh.example/approvals/tok-ava-approve',
+            'https://mesh.example/approvals/tok-ava-reject',
+            'https://mesh.example/approvals/tok-ava-request_info',
+        ]);
+        expect(webhook.sent.map((s) => [s.to, s.m.links.length])).toEqual([
+            ['ava', 3],
+            ['amir', 3],
+        ]);
     });
 
     it('records a channel that failed for good, and does not retry it on redelivery', async () => {
@@ -348,7 +404,11 @@ describe('fan-out', () => {
     it('off the embedded host an unconfigured channel fails', async () => {
         const { ports, dir } = setup(waitingRun({}, { channels: ['teams'] }), false);
         ports.log = new OutboxFile(outboxPath(dir));
-        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0, failed: 2 });
+        // one channel message (not one per approver), failed: Teams has no webhook
+        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0, failed: 1 });
+        expect(readOutbox(outboxPath(dir))).toEqual([
+            expect.objectContaining({ channel: 'teams', personId: '#channel', status: 'failed' }),
+        ]);
     });
 
     it('tells the submitter about an expiry or a failure, without links, and ignores other events', async () => {

@@ -126,6 +126,7 @@ describe('remindApprovers', () => {
             notifiers: [email, teams],
             log: new OutboxFile(outboxPath(dir)),
             linkUrl: (t) => `https://mesh.example/approvals/${t}`,
+            runUrl: (id) => `https://mesh.example/pipeline/status/${id}`,
             localOutbox: true,
             now: () => clock.now,
             info: () => undefined,
@@ -144,27 +145,29 @@ describe('remindApprovers', () => {
         expect(store.filters).toEqual([{ status: ['AwaitingApproval'] }]);
     });
 
-    it('reminds every approver but the submitter once per channel with fresh links, then never again', async () => {
+    it('reminds every approver but the submitter by e-mail with fresh links, and the Teams channel once, then never again', async () => {
         const { ports, store, email, dir, clock } = setup([waitingRun({}, { ...channels })], due);
-        expect(await remindApprovers(ports, store, 0.25)).toEqual({ sent: 3, failed: 0, skipped: 1, due: 1 });
+        expect(await remindApprovers(ports, store, 0.25)).toEqual({ sent: 2, failed: 0, skipped: 1, due: 1 });
         const lines = readOutbox(outboxPath(dir));
-        expect(lines.map((l) => `${l.channel}:${l.personId}`)).toEqual(['email:ava', 'teams:ava', 'teams:amir']);
+        expect(lines.map((l) => `${l.channel}:${l.personId}`)).toEqual(['email:ava', 'teams:#channel']);
         for (const l of lines) {
             expect(l.subject).toBe('Reminder: approval needed for "Onboarding" (before taste)');
             expect(l).toMatchObject({ checkpointId: CP, eventType: 'mesh.checkpoint.reminder' });
             expect(l.key).toBe(`reminder:${CP}@2025-06-02T12:00:00.000Z|${l.personId}|${l.channel}`);
-            expect(l.links.map((k) => k.decision)).toEqual(['approve', 'reject', 'request_info']);
         }
+        expect(lines[0]!.links.map((k) => k.decision)).toEqual(['approve', 'reject', 'request_info']);
         expect(lines[0]!.links[0]!.url).toBe('https://mesh.example/approvals/tok-ava-approve');
+        // the channel: no personal link, only the run behind sign-in
+        expect(lines[1]!.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
         expect(email.sent[0]!.m.lines[0]).toMatch(/^Reminder: the run "Onboarding"/);
         // the next tick: nothing more
         clock.now = new Date('2025-06-02T11:00:00Z');
-        expect(await remindApprovers(ports, store, 0.25)).toEqual({ sent: 0, failed: 0, skipped: 4, due: 1 });
+        expect(await remindApprovers(ports, store, 0.25)).toEqual({ sent: 0, failed: 0, skipped: 3, due: 1 });
         // a restarted host (a new record reader over the same outbox): nothing more either
         const restarted = setup(store.runs, '2025-06-02T11:30:00Z', dir);
         expect(await remindApprovers(restarted.ports, restarted.store, 0.25)).toMatchObject({ sent: 0, due: 1 });
         expect(restarted.email.sent).toEqual([]);
-        expect(readOutbox(outboxPath(dir))).toHaveLength(3);
+        expect(readOutbox(outboxPath(dir))).toHaveLength(2);
     });
 
     it('keeps reminders apart from the approval requests of the same checkpoint', async () => {
@@ -174,11 +177,11 @@ describe('remindApprovers', () => {
             type: 'mesh.checkpoint.opened',
             data: { orchestrationID: 'run-1', checkpointId: CP },
         };
-        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 3 });
-        expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 3 });
+        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 2 });
+        expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 2 });
         expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0 });
-        const subjects = readOutbox(outboxPath(dir)).map((l) => l.subject.split(' ')[0]);
-        expect(subjects).toEqual(['Approval', 'Approval', 'Approval', 'Reminder:', 'Reminder:', 'Reminder:']);
+        const subjects = readOutbox(outboxPath(dir)).map((l) => `${l.channel}:${l.subject.split(' ')[0]}`);
+        expect(subjects).toEqual(['email:Approval', 'teams:Approval', 'email:Reminder:', 'teams:Reminder:']);
     });
 
     it('reminds only open checkpoints of runs awaiting approval, across pages', async () => {
@@ -190,12 +193,11 @@ describe('remindApprovers', () => {
             waitingRun({ id: 'run-5' }, { checkpointId: 'run-5.1.taste.before.0' }),
         ];
         const { ports, store, dir } = setup(runs, due);
-        expect(await remindApprovers(ports, store, 0.25, 1)).toMatchObject({ sent: 4, due: 2 });
+        expect(await remindApprovers(ports, store, 0.25, 1)).toMatchObject({ sent: 3, due: 2 });
         expect(store.filters).toHaveLength(4); // four runs await approval, one per page
         expect(readOutbox(outboxPath(dir)).map((l) => `${l.checkpointId}:${l.channel}:${l.personId}`)).toEqual([
             'run-1.1.taste.before.0:email:ava',
-            'run-1.1.taste.before.0:teams:ava',
-            'run-1.1.taste.before.0:teams:amir',
+            'run-1.1.taste.before.0:teams:#channel',
             'run-5.1.taste.before.0:email:ava',
         ]);
     });
@@ -203,7 +205,7 @@ describe('remindApprovers', () => {
     it("an escalation's new deadline gets its own reminder, to the widened roles", async () => {
         const run = waitingRun({}, { ...channels });
         const { ports, store, dir, clock } = setup([run], due);
-        expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 3 });
+        expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 2 });
         store.runs = [
             waitingRun(
                 {},
@@ -219,16 +221,12 @@ describe('remindApprovers', () => {
         clock.now = new Date('2025-06-02T13:00:00Z'); // just escalated: too early for the new deadline
         expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 0, due: 0 });
         clock.now = new Date('2025-06-03T09:00:00Z');
-        expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 5, due: 1 });
+        expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 3, due: 1 });
         expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 0, due: 1 });
-        const later = readOutbox(outboxPath(dir)).slice(3);
-        expect(later.map((l) => `${l.channel}:${l.personId}`)).toEqual([
-            'email:ava',
-            'teams:ava',
-            'teams:amir',
-            'email:ada',
-            'teams:ada',
-        ]);
+        const later = readOutbox(outboxPath(dir)).slice(2);
+        expect(later.map((l) => `${l.channel}:${l.personId}`)).toEqual(['email:ava', 'email:ada', 'teams:#channel']);
+        // the channel names everyone who may decide now, the widened roles' Ada included
+        expect(later[2]!.subject).toMatch(/^Reminder:/);
         for (const l of later) expect(l.key).toMatch(new RegExp(`^reminder:${CP}@2025-06-03T12:00:00.000Z\\|`));
     });
 
@@ -246,7 +244,7 @@ describe('remindApprovers', () => {
         };
         const { info: _i, warn: _w, ...notify } = ports;
         await remindApproversFunction(timer, ctx, { runs: store as unknown as RunStore, notify }, 0.25);
-        expect(logs).toContain('remindApprovers: 1 checkpoints due; 3 sent, 0 failed');
+        expect(logs).toContain('remindApprovers: 1 checkpoints due; 2 sent, 0 failed');
     });
 });
 
