@@ -189,6 +189,11 @@ it('keeps every canary out of every file under the data dir, and events carry pe
         async () => (await status(id)).history.some((h: any) => h.reason === infoComment),
         'the request_info comment, as typed, on the status page of the run team',
     );
+    // Compliance, outside the team, reads the same history masked.
+    const asCompliance = (await status(id, USERS.carl)).history.find((h: any) => h.type === 'checkpoint.decided');
+    expect(asCompliance.reason).toBe(
+        `${CANARIES.requestInfoComment} which dataset? mail ${COMMENT_PII_MASKED.email}, ring ${COMMENT_PII_MASKED.phone}`,
+    );
     expect((await decide(cp1, 'approve', `${CANARIES.apiDecisionComment} fine`)).status).toBe(202);
 
     // The next checkpoint is decided through the signed link of its notification, with a comment.
@@ -274,4 +279,63 @@ it('keeps every canary out of every file under the data dir, and events carry pe
     const stopped = { canaries: grep(host.dataDir, needles), titleElsewhere: titleOutOfPlace(host.dataDir) };
     const clean = { canaries: NOWHERE(needles), titleElsewhere: [] };
     expect({ running, stopped }).toEqual({ running: clean, stopped: clean });
+});
+
+it('shows personal data in events and logs when the checkpoint policy says personalData: show', async () => {
+    const dataDir = tempDataDir('mesh-canaries-show-');
+    const shown = await new Webhook().start();
+    const h = await startHostProcess({
+        dataDir,
+        env: {
+            MESH_EVENT_SUBSCRIPTIONS: JSON.stringify([{ name: 'everything', endpoint: shown.url }]),
+            MESH_EVENTGRID_RETRY_SCALE: '0.001',
+            MESH_ENGINE_LATENCY_MS: '0',
+        },
+    });
+    const a = new Api(h);
+    try {
+        const current = (await a.call('GET', '/checkpoint-policies', { user: USERS.carl })).body.data;
+        const bad = await a.call('PUT', '/checkpoint-policies', {
+            user: USERS.carl,
+            body: { rules: current.rules, expectedVersion: current.version, personalData: 'everything' },
+        });
+        expect(bad.status).toBe(400);
+        const put = await a.call('PUT', '/checkpoint-policies', {
+            user: USERS.carl,
+            body: { rules: current.rules, expectedVersion: current.version, personalData: 'show' },
+        });
+        expect(put.status).toBe(200);
+        expect(put.body.data.personalData).toBe('show');
+        const r = await a.call('POST', '/pipeline/run', {
+            user: USERS.dana,
+            body: { input: { prompt: 'p' }, metadata: { team: 'alpha', riskLevel: 'high', complianceTags: [] } },
+        });
+        const runId = r.body.data.orchestrationID as string;
+        await waitUntil(
+            async () =>
+                (await a.call('GET', `/pipeline/status/${runId}`, { user: USERS.dana })).body.data.status ===
+                'AwaitingApproval',
+            'the run to wait',
+            60_000,
+            100,
+        );
+        const reason = `hold: call ${REASON_PII.email} or ${REASON_PII.phone}`;
+        const stop = await a.call('POST', '/pipeline/stop', {
+            user: USERS.olga,
+            body: { orchestrationID: runId, action: 'pause', reason },
+        });
+        expect(stop.status).toBe(202);
+        const event = await waitUntil(
+            () => Promise.resolve(shown.of(runId).find((e) => e.type === 'mesh.pipeline.paused')),
+            'the paused event',
+        );
+        expect(event.data.reason).toBe(reason);
+        const logs = (await a.call('GET', `/pipeline/logs/${runId}`, { user: USERS.carl })).body.data;
+        expect(logs.events.find((e: any) => e.type === 'pipeline.paused').reason).toBe(reason);
+        // At rest it is sealed all the same.
+        expect(grep(dataDir, { email: REASON_PII.email })).toEqual({ email: [] });
+    } finally {
+        await h.stop();
+        await shown.stop();
+    }
 });
