@@ -23,6 +23,7 @@ import type {
     RunStore,
     SecretStore,
 } from '../domain/ports';
+import { type PersonalDataMode, personalDataOf, recordAs } from '../domain/privacy';
 import type { RunDoc } from '../domain/run';
 import type { StepPorts } from '../domain/steps';
 import { JwtAuthenticator } from './auth/jwtAuthenticator';
@@ -94,8 +95,11 @@ export interface Deps {
     rateCounters: RateCounters;
     /** What retention finds and removes. */
     retention: RetentionStore;
-    /** An audit record as people read it: sealed fields opened. Verify records as stored, before this. */
-    forDisplay(record: AuditRecord): Promise<AuditRecord>;
+    /**
+     * An audit record as people read it: sealed fields opened, personal data masked unless `personalData` (else the
+     * checkpoint policy's setting, domain/privacy.ts) says `show`. Verify records as stored, before this.
+     */
+    forDisplay(record: AuditRecord, opts?: { personalData?: PersonalDataMode }): Promise<AuditRecord>;
 }
 
 let built: Deps | undefined;
@@ -117,11 +121,12 @@ function build(): Deps {
     const sealedRuns = cipher ? encryptedRunStore(stores.runs, cipher) : stores.runs;
     const runs = releasingSlots(sealedRuns, stores.slots, () => freed.emit('freed'));
     const stored = cipher ? encryptedAuditLog(stores.audit, cipher) : stores.audit;
-    const forDisplay = (record: AuditRecord): Promise<AuditRecord> =>
-        cipher ? openAuditDetails(record, cipher) : Promise.resolve(record);
+    const personalData = policySetting(stores.policies);
+    const forDisplay = async (record: AuditRecord, o: { personalData?: PersonalDataMode } = {}): Promise<AuditRecord> =>
+        recordAs(cipher ? await openAuditDetails(record, cipher) : record, o.personalData ?? (await personalData()));
     const { policies, linkUses } = stores;
     // Events carry what people read: sealed comments are opened on their way to Event Grid (over TLS, to subscribers
-    // the infrastructure names), as they were before encryption at rest.
+    // the infrastructure names), with personal data masked unless the checkpoint policy says `show`.
     const outbox: EventOutbox = {
         pending: async (limit) =>
             Promise.all(
@@ -205,6 +210,22 @@ function build(): Deps {
         rateCounters: stores.rateCounters,
         retention: stores.retention,
         forDisplay,
+    };
+}
+
+/**
+ * The checkpoint policy's `personalData` setting, read at most every 2 seconds (a log page or an outbox batch shows
+ * many records; a policy change reaches every reader within that time).
+ */
+function policySetting(policies: PolicyStore): () => Promise<PersonalDataMode> {
+    let read: { at: number; mode: Promise<PersonalDataMode> } | undefined;
+    return () => {
+        if (!read || Date.now() - read.at > 2_000) {
+            const mode = policies.get().then(personalDataOf);
+            mode.catch(() => (read = undefined));
+            read = { at: Date.now(), mode };
+        }
+        return read.mode;
     };
 }
 

@@ -84,6 +84,19 @@ export async function resumeRun(p: ControlPorts, r: ControlRequest): Promise<{ r
     return { run, pauseId };
 }
 
+/** The audit record of a run's abort. */
+export function abortEventId(runId: string): string {
+    return `${runId}/abort`;
+}
+
+/**
+ * What an abort tells the workflow engine (`terminate?reason=`, kept in durable history as is): a fixed text naming
+ * the audit record, which holds the actor and their (sealed) reason. Never the words a person typed.
+ */
+export function abortTerminateReason(runId: string): string {
+    return `aborted: see audit record ${abortEventId(runId)}`;
+}
+
 /** Ends the run at once (recorded first; the caller then terminates the workflow). */
 export async function abortRun(p: ControlPorts, r: ControlRequest): Promise<RunDoc> {
     const at = p.now().toISOString();
@@ -94,7 +107,7 @@ export async function abortRun(p: ControlPorts, r: ControlRequest): Promise<RunD
         return { ...rest, status: 'Aborted', nextAction: null, updatedAt: at };
     });
     await p.audit.append({
-        eventId: `${r.runId}/abort`,
+        eventId: abortEventId(r.runId),
         runId: r.runId,
         type: 'pipeline.aborted',
         at,

@@ -39,6 +39,11 @@ export interface PolicyRule {
 
 export interface CheckpointPolicy {
     rules: PolicyRule[];
+    /**
+     * Whether events and the audit trail as Compliance reads it show e-mail addresses, phone numbers and tokens in
+     * what people typed (`show`), or mask them (`mask`, the default when absent). See domain/privacy.ts.
+     */
+    personalData?: 'mask' | 'show';
 }
 
 /** A stored policy: versioned, so every change is a new version and concurrent edits conflict. */

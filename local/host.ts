@@ -18,6 +18,7 @@ import { DurableStore } from './durable/store';
 import { startEngineProcess } from './engines/process';
 import { simulatorOptionsFromEnv } from './engines/simulator';
 import { EVENTGRID_PATH, LocalEventGrid } from './eventGrid/localEventGrid';
+import { loadEventGridCipher } from './eventGrid/storeCipher';
 import { retryScaleFromEnv, subscriptionsFromEnv } from './eventGrid/subscriptions';
 import { HostConfig } from './hostConfig';
 import { createRequestListener, startingListener } from './http/server';
@@ -72,6 +73,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     // The local Event Grid topic; the app publishes to it as to Azure's, unless its settings name another topic.
     const eventGrid = new LocalEventGrid({
         dataDir: config.dataDir,
+        cipher: await loadEventGridCipher(keysDir),
         sqliteSync: config.sqliteSync,
         subscriptions: subscriptionsFromEnv(process.env, config.root),
         retryScale: retryScaleFromEnv(process.env),

@@ -1,9 +1,10 @@
 /**
  * Store decorators that seal sensitive fields before any store adapter sees them (adapters/crypto/fieldCipher.ts):
  *
- * - runs: `input`, `output`, every decision's `comment` (`checkpoints[].decisions[].comment`) and stage outputs
- *   (`putOutput`), opened again on every read, so callers only ever see plaintext;
- * - audit: `details.comment` (when a string) and the `reason` of a decision or rejection (the approver's comment),
+ * - runs: `input`, `output`, every decision's `comment` (`checkpoints[].decisions[].comment`), the pause reason
+ *   (`pause.reason`) and stage outputs (`putOutput`), opened again on every read, so callers only ever see plaintext;
+ * - audit: `details.comment` (when a string) and the `reason` of a decision or rejection (the approver's comment) and
+ *   of a pause, resume or abort (the operator's words),
  *   sealed before `append`, so the store's hash chain covers the sealed form and verifying a chain needs no key. Records are read back as stored; `openAuditDetails` opens them for display.
  *
  * Each value is bound to its run and field (and a comment to its checkpoint, decision or audit record). Plaintext
@@ -126,10 +127,17 @@ export async function openAuditDetails(record: AuditRecord, cipher: CipherSource
 }
 
 /**
- * The audit types whose `reason` is an approver's free-text comment (a decision, and the rejection it caused): sealed
- * like every other comment. Other reasons (an operator's pause or abort reason, a failure) are not personal text.
+ * The audit types whose `reason` is what a person typed: an approver's comment (a decision, and the rejection it
+ * caused) and an operator's pause, resume or abort reason. Sealed like every other comment. Other reasons (a failure,
+ * a timeout) are the system's own words.
  */
-const COMMENT_REASONS: ReadonlySet<string> = new Set(['checkpoint.decided', 'pipeline.rejected']);
+const COMMENT_REASONS: ReadonlySet<string> = new Set([
+    'checkpoint.decided',
+    'pipeline.rejected',
+    'pipeline.paused',
+    'pipeline.resumed',
+    'pipeline.aborted',
+]);
 
 /** `reason` is a string in the record's type, so its sealed form is text: this prefix and the sealed JSON, base64url. */
 const SEALED_TEXT_PREFIX = 'sealed:';
@@ -170,6 +178,10 @@ function auditCommentContext(event: Pick<NewAuditEvent, 'runId' | 'eventId'>): S
     return { runId: event.runId, field: `audit[${event.eventId}].details.comment` };
 }
 
+function pauseReasonContext(runId: string, pauseId: string): SealContext {
+    return { runId, field: `pause[${pauseId}].reason` };
+}
+
 function auditReasonContext(event: Pick<NewAuditEvent, 'runId' | 'eventId'>): SealContext {
     return { runId: event.runId, field: `audit[${event.eventId}].reason` };
 }
@@ -191,6 +203,12 @@ function mapRun(run: RunDoc, map: (value: unknown, ctx: SealContext) => unknown)
     const next: RunDoc = { ...run };
     if (run.input !== undefined) next.input = map(run.input, { runId: run.id, field: 'input' });
     if (run.output !== undefined) next.output = map(run.output, { runId: run.id, field: 'output' });
+    if (run.pause !== undefined)
+        // The stored form holds a sealed object where the type says string.
+        next.pause = {
+            ...run.pause,
+            reason: map(run.pause.reason, pauseReasonContext(run.id, run.pause.pauseId)) as string,
+        };
     const commented = (c: CheckpointState) => c.decisions.some((d) => d.comment !== undefined);
     if (run.checkpoints.some(commented)) {
         const decision = (c: CheckpointState, d: CheckpointDecisionRecord): CheckpointDecisionRecord =>

@@ -3,6 +3,7 @@ import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import { deps } from '../../adapters/deps';
 import { enveloped, type Result } from '../../adapters/http/envelope';
 import { principalOf, runIdParam } from '../../adapters/http/request';
+import { readsOwnWords } from '../../domain/privacy';
 import { visibleRun } from '../../domain/rbac';
 import { statusView } from '../../domain/views';
 
@@ -14,7 +15,9 @@ export async function getPipelineStatus(req: HttpRequest, _ctx: InvocationContex
     const id = runIdParam(req);
     const d = deps();
     const run = visibleRun(principal, await d.runs.get(id), id);
-    const history = await Promise.all((await d.audit.latest(id, HISTORY)).map((r) => d.forDisplay(r)));
+    // The run's own team reads its words as typed; other readers (Compliance, other teams' operators) as the policy says.
+    const view = readsOwnWords(principal, run) ? { personalData: 'show' as const } : {};
+    const history = await Promise.all((await d.audit.latest(id, HISTORY)).map((r) => d.forDisplay(r, view)));
     return { data: statusView(run, history) };
 }
 

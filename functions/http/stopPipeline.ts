@@ -5,7 +5,7 @@ import { deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { durableClient, orchestrationOf, principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
-import { abortRun, pauseRun } from '../../domain/control';
+import { abortRun, abortTerminateReason, pauseRun } from '../../domain/control';
 import { assertCanStop, visibleRun } from '../../domain/rbac';
 
 interface StopRequest {
@@ -36,7 +36,9 @@ export async function stopPipeline(req: HttpRequest, ctx: InvocationContext, cal
     const aborted = await abortRun(d, request);
     const instance = await orchestrationOf(ctx, run.id);
     if (instance && ['Running', 'Pending', 'Suspended'].includes(instance.runtimeStatus)) {
-        await durableClient(ctx).terminate(run.id, `aborted by ${principal.id}: ${request.reason}`);
+        // Durable history keeps the terminate reason in plaintext: it names the audit record (which holds the
+        // actor and their sealed words), never the words themselves.
+        await durableClient(ctx).terminate(run.id, abortTerminateReason(run.id));
     }
     return {
         status: 202,

@@ -14,6 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 
+import type { FieldCipher } from '../../adapters/crypto/fieldCipher';
 import { readBody } from '../http/body';
 import type { HostLog } from '../invoke';
 import { deliverToWebhook, handshake, type Outcome, retryDelayMs } from './delivery';
@@ -36,6 +37,8 @@ const RETENTION_MS = 24 * 60 * 60 * 1000;
 
 export interface LocalEventGridOptions {
     dataDir: string;
+    /** Seals the events and dead letters the topic stores (`loadEventGridCipher`: its keys live in MESH_KEYS_DIR). */
+    cipher: FieldCipher;
     sqliteSync?: 'NORMAL' | 'FULL';
     subscriptions: readonly WebhookSubscription[];
     /** Factor on retry delays and times to live (1 = Event Grid's own). */
@@ -79,7 +82,7 @@ export class LocalEventGrid {
         this.concurrency = o.concurrency ?? 16;
         this.now = o.now ?? Date.now;
         this.key = loadOrCreateKey(o.dataDir);
-        this.store = new EventGridStore(o.dataDir, o.sqliteSync);
+        this.store = new EventGridStore(o.dataDir, o.cipher, o.sqliteSync);
         for (const s of o.subscriptions)
             this.subscribers.set(s.name, {
                 name: s.name,

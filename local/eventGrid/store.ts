@@ -3,10 +3,16 @@
  * delivery per matching subscription and event, and the dead letters. Accepting a batch is one transaction (the
  * events and their deliveries), and so is each delivery outcome, so a kill -9 at any instant loses no accepted event
  * and no pending delivery; at worst a delivery that succeeded just before the kill is made again.
+ *
+ * Events and dead letters are sealed at rest (`body`, `event`: local/eventGrid/storeCipher.ts); the routing attributes
+ * (id, type, subject) stay readable, as they hold no one's words.
  */
 import { join } from 'node:path';
 
 import Database from 'better-sqlite3';
+
+import type { FieldCipher } from '../../adapters/crypto/fieldCipher';
+import { openEventText, sealEventText } from './storeCipher';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS events (
@@ -82,7 +88,11 @@ export class EventGridStore {
     private readonly db: Database.Database;
     private readonly stmt;
 
-    constructor(dataDir: string, sync: 'NORMAL' | 'FULL' = 'NORMAL') {
+    constructor(
+        dataDir: string,
+        private readonly cipher: FieldCipher,
+        sync: 'NORMAL' | 'FULL' = 'NORMAL',
+    ) {
         this.db = new Database(join(dataDir, 'eventgrid.sqlite'));
         try {
             this.db.pragma('journal_mode = WAL');
@@ -152,7 +162,8 @@ export class EventGridStore {
             .transaction(() => {
                 let deliveries = 0;
                 for (const e of events) {
-                    const seq = this.stmt.insertEvent.run(e.id, e.type, e.subject ?? null, now, e.body).lastInsertRowid;
+                    const body = sealEventText(this.cipher, 'events', e.id, e.body);
+                    const seq = this.stmt.insertEvent.run(e.id, e.type, e.subject ?? null, now, body).lastInsertRowid;
                     for (const subscription of route(e)) {
                         this.stmt.insertDelivery.run(subscription, e.subject ?? '', seq, now);
                         deliveries++;
@@ -177,7 +188,13 @@ export class EventGridStore {
 
     event(seq: number): { body: string; id: string; receivedAt: number } | undefined {
         const row = this.stmt.event.get(seq);
-        return row && { body: row.body, id: row.id, receivedAt: row.received_at };
+        return (
+            row && {
+                body: openEventText(this.cipher, 'events', row.id, row.body),
+                id: row.id,
+                receivedAt: row.received_at,
+            }
+        );
     }
 
     delivered(deliveryId: number): void {
@@ -192,7 +209,11 @@ export class EventGridStore {
     deadLetter(deliveryId: number, letter: Omit<DeadLetter, 'event'> & { event: string }): void {
         this.db
             .transaction(() => {
-                this.stmt.deadLetter.run({ ...letter, lastHttpStatusCode: letter.lastHttpStatusCode ?? null });
+                this.stmt.deadLetter.run({
+                    ...letter,
+                    event: sealEventText(this.cipher, 'dead_letters', letter.eventId, letter.event),
+                    lastHttpStatusCode: letter.lastHttpStatusCode ?? null,
+                });
                 this.stmt.remove.run(deliveryId);
             })
             .immediate();
@@ -217,7 +238,7 @@ export class EventGridStore {
         return this.stmt.deadLetters.all().map((r) => ({
             subscription: r.subscription,
             eventId: r.event_id,
-            event: JSON.parse(r.event) as unknown,
+            event: JSON.parse(openEventText(this.cipher, 'dead_letters', r.event_id, r.event)) as unknown,
             deadLetterReason: r.dead_letter_reason,
             deliveryAttempts: r.delivery_attempts,
             lastDeliveryOutcome: r.last_delivery_outcome,

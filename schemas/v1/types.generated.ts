@@ -251,6 +251,10 @@ export interface AuditRecordView {
  */
 export interface VersionedCheckpointPolicy {
     rules: PolicyRule[];
+    /**
+     * Whether events and the audit trail as Compliance reads it (GET /pipeline/logs) show e-mail addresses, phone numbers and tokens in what people typed (show), or mask them (mask, the default). The run's own team reads its words on the status page either way.
+     */
+    personalData?: 'mask' | 'show';
     version: number;
     updatedAt: IsoDateTime;
     /**
@@ -339,6 +343,10 @@ export interface CheckpointPolicyRequest {
      */
     rules: PolicyRule[];
     expectedVersion: number;
+    /**
+     * Whether events and the audit trail as Compliance reads it (GET /pipeline/logs) show e-mail addresses, phone numbers and tokens in what people typed (show), or mask them (mask, the default). The run's own team reads its words on the status page either way.
+     */
+    personalData?: 'mask' | 'show';
 }
 /**
  * data of the 202 answer to POST /pipeline/stop and POST /pipeline/resume: the action was accepted and is being applied; status is the run's status when it was accepted.

@@ -198,22 +198,50 @@ describe('encrypted stores over embedded SQLite', () => {
         expect(verifyChain([stored[0]!, shown, stored[2]!]).verified).toBe(false);
     });
 
-    it("seals a decision's or rejection's reason (the approver's comment), and no other reason", async () => {
+    it('seals what a person typed as a reason (a decision, rejection, pause, resume or abort), and no other reason', async () => {
         const words = 'too risky, ring me on +44 20 7946 0958';
         await audit.append(makeEvent('run-r', 1, { type: 'checkpoint.decided', checkpointId: CP, reason: words }));
         await audit.append(makeEvent('run-r', 2, { type: 'pipeline.rejected', checkpointId: CP, reason: words }));
         await audit.append(makeEvent('run-r', 3, { type: 'pipeline.paused', reason: 'maintenance window' }));
+        await audit.append(makeEvent('run-r', 4, { type: 'pipeline.resumed', reason: 'window closed' }));
+        await audit.append(makeEvent('run-r', 5, { type: 'pipeline.aborted', reason: 'runaway costs' }));
+        await audit.append(makeEvent('run-r', 6, { type: 'pipeline.failed', reason: 'engine unreachable' }));
         const raw = rawRows(dir).audit.join('\n');
-        expect(raw).not.toContain('too risky');
-        expect(raw).toContain('maintenance window');
+        for (const typed of ['too risky', 'maintenance window', 'window closed', 'runaway costs'])
+            expect(raw).not.toContain(typed);
+        expect(raw).toContain('engine unreachable');
         const stored = await collect(audit.all('run-r'));
         expect(verifyChain(stored).verified).toBe(true);
-        expect(stored[0]!.reason).toMatch(/^sealed:/);
+        expect(stored.slice(0, 5).map((r) => r.reason)).toEqual(Array(5).fill(expect.stringMatching(/^sealed:/)));
         const shown = await Promise.all(stored.map((r) => openAuditDetails(r, cipher)));
-        expect(shown.map((r) => r.reason)).toEqual([words, words, 'maintenance window']);
+        expect(shown.map((r) => r.reason)).toEqual([
+            words,
+            words,
+            'maintenance window',
+            'window closed',
+            'runaway costs',
+            'engine unreachable',
+        ]);
         // Bound to its record: the sealed reason of one record does not open as another's.
         const moved = { ...stored[1]!, reason: stored[0]!.reason };
         await expect(openAuditDetails(moved, cipher)).rejects.toThrow(/authentication/);
+    });
+
+    it("seals a paused run's pause reason, and reads it back", async () => {
+        await runs.create(makeRun('run-p'));
+        const pause = {
+            pauseId: 'p1',
+            actor: 'olly',
+            reason: 'hold: call olly@example.com',
+            at: 'now',
+            correlationID: 'c',
+        };
+        const paused = await runs.update('run-p', (r) => ({ ...r, status: 'Paused', pause }));
+        expect(paused.pause).toEqual(pause);
+        expect(rawRows(dir).runs.join('\n')).not.toContain('hold:');
+        const doc = JSON.parse(rawRows(dir).runs[0]!) as RunDoc;
+        expect(isSealed(doc.pause!.reason)).toBe(true);
+        expect((await runs.get('run-p'))!.pause).toEqual(pause);
     });
 
     it('appends idempotently by eventId: a retry returns the stored record', async () => {

@@ -3,12 +3,14 @@
  * with Event Grid's filters, the webhook handshake and structured delivery, Event Grid's retry schedule, dead letters,
  * and pending deliveries that outlive the process.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
+import { FieldCipher } from '../../adapters/crypto/fieldCipher';
+import { keyRingOf, newKeyRingDoc } from '../../adapters/crypto/keyRing';
 import { EventGridPublisher } from '../../adapters/eventGrid/eventGridPublisher';
 import { type AuditRecord, chainNext, type EventType } from '../../domain/audit';
 import { type MeshCloudEvent, toCloudEvent } from '../../domain/events';
@@ -21,6 +23,9 @@ import {
     subscriptionsFromEnv,
     type WebhookSubscription,
 } from '../../local/eventGrid/subscriptions';
+
+/** The topic's store cipher (on the host: local/eventGrid/storeCipher.ts, keys in MESH_KEYS_DIR). */
+const CIPHER = new FieldCipher(keyRingOf(newKeyRingDoc(), 'the test ring'));
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -112,6 +117,7 @@ async function topic(
     const logs: string[] = [];
     const grid = new LocalEventGrid({
         dataDir: over.dataDir ?? tempDir(),
+        cipher: CIPHER,
         subscriptions,
         retryScale: 0.001,
         log: (level, m) => logs.push(`${level}: ${m}`),
@@ -331,6 +337,28 @@ describe('webhook delivery', () => {
                     event: expect.objectContaining({ id: 'r1:1', type: 'mesh.pipeline.queued' }),
                 }),
             ]);
+        } finally {
+            await t.close();
+        }
+    });
+
+    it('keeps accepted events and dead letters sealed at rest, and delivers them as published', async () => {
+        const dataDir = tempDir();
+        const t = await topic([sub('strict', `${receiver.url}/s`)], { dataDir });
+        try {
+            t.grid.start();
+            receiver.answers.push(400);
+            const words = (n: number) => `CANARY-EG-${n} call ava@example.com`;
+            const events = runEvents('r1', 2).map((e, i) => ({ ...e, data: { ...e.data, reason: words(i) } }));
+            await t.publisher.publish(events);
+            await waitFor(() => receiver.deliveries.length === 1 && t.grid.deadLetters().length === 1, 'both outcomes');
+            expect(t.grid.deadLetters()[0]!.event).toMatchObject({ data: { reason: words(0) } });
+            expect(JSON.stringify(receiver.deliveries)).toContain(words(1));
+            // Every file of the topic's store (the database, its WAL and shared memory), read as bytes.
+            for (const file of readdirSync(dataDir)) {
+                const bytes = readFileSync(join(dataDir, file));
+                expect({ file, found: bytes.includes('CANARY-EG-') }).toEqual({ file, found: false });
+            }
         } finally {
             await t.close();
         }
