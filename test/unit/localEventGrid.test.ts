@@ -21,6 +21,7 @@ import {
     subscriptionsFromEnv,
     type WebhookSubscription,
 } from '../../local/eventGrid/subscriptions';
+import { TEST_KEYS } from '../support/chainKeys';
 
 const dirs: string[] = [];
 function tempDir(): string {
@@ -136,14 +137,18 @@ async function topic(
 function runEvents(runId: string, n: number, type: EventType = 'stage.started'): MeshCloudEvent[] {
     let prev: AuditRecord | undefined;
     return Array.from({ length: n }, (_, i) => {
-        prev = chainNext(prev, {
-            eventId: `${runId}/${i}`,
-            runId,
-            type: i === 0 ? 'pipeline.queued' : type,
-            at: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
-            actor: 'system',
-            correlationID: `corr-${runId}`,
-        });
+        prev = chainNext(
+            prev,
+            {
+                eventId: `${runId}/${i}`,
+                runId,
+                type: i === 0 ? 'pipeline.queued' : type,
+                at: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
+                actor: 'system',
+                correlationID: `corr-${runId}`,
+            },
+            TEST_KEYS.current,
+        );
         return toCloudEvent(prev);
     });
 }
