@@ -5,13 +5,14 @@
 import { EventEmitter } from 'node:events';
 
 import { reclaimSlots, slotFreedBy } from '../domain/admission';
-import type { AuditRecord } from '../domain/audit';
+import { type AuditRecord, type ChainVerification, verifyChain } from '../domain/audit';
 import type { NotifyPorts } from '../domain/notify';
 import type {
     AdmissionQueue,
     AdmissionSlots,
     AppStores,
     AuditLog,
+    ChainAnchors,
     Directory,
     EngineClient,
     EventOutbox,
@@ -26,6 +27,10 @@ import type {
 import { type PersonalDataMode, personalDataOf, recordAs } from '../domain/privacy';
 import type { RunDoc } from '../domain/run';
 import type { StepPorts } from '../domain/steps';
+import { BlobChainAnchors } from './audit/blobAnchors';
+import { cachedChainKeys, type ChainKeyLoader, chainKeySource, ringFor } from './audit/chainKeys';
+import { type AnchorConfig, auditChainConfig } from './audit/config';
+import { SqliteChainAnchors } from './audit/sqliteAnchors';
 import { JwtAuthenticator } from './auth/jwtAuthenticator';
 import {
     authConfig,
@@ -100,6 +105,11 @@ export interface Deps {
      * checkpoint policy's setting, domain/privacy.ts) says `show`. Verify records as stored, before this.
      */
     forDisplay(record: AuditRecord, opts?: { personalData?: PersonalDataMode }): Promise<AuditRecord>;
+    /**
+     * Verifies a run's records as stored (all of them, in seq order) against the chain keys and the run's anchored
+     * head (domain/audit.ts `verifyChain`).
+     */
+    verifyTrail(runId: string, records: readonly AuditRecord[]): Promise<ChainVerification>;
 }
 
 let built: Deps | undefined;
@@ -110,8 +120,12 @@ export function deps(): Deps {
 }
 
 function build(): Deps {
-    const stores = openStores();
     const secrets = buildSecrets();
+    const chainCfg = auditChainConfig();
+    // The chain's MAC keys and each run's anchored head live outside the stores (adapters/audit).
+    const chainKeys = cachedChainKeys(chainKeySource(secrets, chainCfg));
+    const anchors = buildAnchors(chainCfg.anchor);
+    const stores = openStores(chainKeys);
     const crypto = cryptoConfig();
     // Sensitive fields are sealed before any store sees them (adapters/crypto): the same on either store.
     const cipher = crypto.enabled ? cachedCipher(keyRingSource(secrets, crypto)) : undefined;
@@ -141,6 +155,9 @@ function build(): Deps {
     const audit: AuditLog = {
         append: async (event) => {
             const record = await stored.append(event);
+            // After the commit: a crash in between leaves the anchor one behind, which verification tolerates and the
+            // next append (or this one retried: appends are idempotent by eventId) moves on.
+            await anchors.record(record.runId, record.seq, record.hash);
             events?.dispatcher?.nudge();
             return record;
         },
@@ -210,6 +227,16 @@ function build(): Deps {
         rateCounters: stores.rateCounters,
         retention: stores.retention,
         forDisplay,
+        verifyTrail: async (runId, records) => {
+            const [ring, anchor] = await Promise.all([
+                ringFor(
+                    chainKeys,
+                    records.map((r) => r.kid),
+                ),
+                anchors.head(runId),
+            ]);
+            return verifyChain(records, ring, anchor);
+        },
     };
 }
 
@@ -229,8 +256,26 @@ function policySetting(policies: PolicyStore): () => Promise<PersonalDataMode> {
     };
 }
 
+/** Where run heads are anchored: the WORM blob container on Azure, else the local anchor store (adapters/audit). */
+function buildAnchors(cfg: AnchorConfig): ChainAnchors {
+    if (cfg.kind === 'blob') return new BlobChainAnchors(cfg);
+    if (cfg.kind === 'file') {
+        let local: SqliteChainAnchors | undefined;
+        const open = (): SqliteChainAnchors => (local ??= new SqliteChainAnchors(cfg.dir));
+        return {
+            record: (runId, seq, hash) => open().record(runId, seq, hash),
+            head: (runId) => open().head(runId),
+        };
+    }
+    const missing = (): Promise<never> =>
+        Promise.reject(
+            new Error('No audit anchor store: set MESH_AUDIT_ANCHOR_CONTAINER_URL (or MESH_KEYS_DIR for a local one).'),
+        );
+    return { record: missing, head: missing };
+}
+
 /** The app's stores: embedded SQLite under MESH_DATA_DIR (the default), or Cosmos DB (`MESH_STORE=cosmos`). */
-function openStores(): AppStores {
+function openStores(chainKeys: ChainKeyLoader): AppStores {
     const store = storeConfig();
     if (store.kind === 'cosmos') {
         // Loaded only when selected: the embedded default never loads the Cosmos SDK.
@@ -238,9 +283,9 @@ function openStores(): AppStores {
         const { parseCosmosConfig } = require('./cosmos/config') as typeof import('./cosmos/config');
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const { openCosmosStores } = require('./cosmos/cosmosStores') as typeof import('./cosmos/cosmosStores');
-        return openCosmosStores(parseCosmosConfig(process.env));
+        return openCosmosStores(parseCosmosConfig(process.env), { chainKeys });
     }
-    return openEmbeddedStores(store.dataDir);
+    return openEmbeddedStores(store.dataDir, { chainKeys });
 }
 
 /**

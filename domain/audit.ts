@@ -1,8 +1,9 @@
 /**
- * The audit trail: one record per state change, append-only, with a gap-free `seq` per run and a SHA-256
- * hash chain over each record's canonical JSON (RFC 8785), so any edit or deletion is detectable.
+ * The audit trail: one record per state change, append-only, with a gap-free `seq` per run and a keyed hash chain
+ * (an HMAC-SHA256 over each record's canonical JSON, RFC 8785, under a key kept outside the stores), so any edit,
+ * deletion or forged record is detectable; each run's head is anchored outside the audit store, so truncation is too.
  */
-import { createHash } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
 
 import canonicalize from 'canonicalize';
 
@@ -57,6 +58,29 @@ export interface NewAuditEvent {
 export interface AuditRecord extends NewAuditEvent {
     seq: number;
     prevHash: string;
+    /** The id of the chain key whose MAC `hash` is (covered by it). Absent on records written before the chain was keyed. */
+    kid?: string;
+    hash: string;
+}
+
+/**
+ * One key of the chain: its id and the MAC under it (hex HMAC-SHA256 of the text). The adapters hold the key material
+ * (adapters/audit/chainKeys.ts); the domain only calls `mac`.
+ */
+export interface ChainKey {
+    readonly kid: string;
+    mac(text: string): string;
+}
+
+/** The chain keys held: the one new records are keyed with, and every older one still verifiable. */
+export interface ChainKeyRing {
+    readonly current: ChainKey;
+    get(kid: string): ChainKey | undefined;
+}
+
+/** A run's head as anchored outside the audit store (domain/ports.ts `ChainAnchors`). */
+export interface AnchoredHead {
+    seq: number;
     hash: string;
 }
 
@@ -82,19 +106,21 @@ export function canonicalJson(value: unknown): string {
 }
 
 /**
- * The chain hash of a record: hex SHA-256 over the canonical JSON of every field but `hash` (so `seq` and
- * `prevHash` are covered, and moving or relinking a record changes it). A `hash` field, if passed, is ignored.
+ * The chain hash of a record: `key`'s MAC (hex HMAC-SHA256) over the canonical JSON of every field but `hash` (so
+ * `seq`, `prevHash` and `kid` are covered, and moving or relinking a record changes it). A `hash` field, if passed, is
+ * ignored. Without the key nobody can compute it, so a record forged or rewritten outside the app does not verify.
  */
-export function hashRecord(record: Omit<AuditRecord, 'hash'> & { hash?: string }): string {
+export function hashRecord(record: Omit<AuditRecord, 'hash'> & { hash?: string }, key: ChainKey): string {
     const { hash: _ignored, ...rest } = record;
-    return createHash('sha256').update(canonicalJson(rest), 'utf8').digest('hex');
+    return key.mac(canonicalJson(rest));
 }
 
 /**
- * The record that follows `prev` in its run's chain (the first one when `prev` is undefined). Only the fields of
- * `NewAuditEvent` are taken, so whatever else the caller's object carries never enters the hash.
+ * The record that follows `prev` in its run's chain (the first one when `prev` is undefined), keyed with `key` (its
+ * `kid` is recorded). Only the fields of `NewAuditEvent` are taken, so whatever else the caller's object carries never
+ * enters the hash.
  */
-export function chainNext(prev: AuditRecord | undefined, event: NewAuditEvent): AuditRecord {
+export function chainNext(prev: AuditRecord | undefined, event: NewAuditEvent, key: ChainKey): AuditRecord {
     if (prev && prev.runId !== event.runId) {
         throw new Error(`chainNext: event of run ${event.runId} cannot follow a record of run ${prev.runId}`);
     }
@@ -103,13 +129,14 @@ export function chainNext(prev: AuditRecord | undefined, event: NewAuditEvent): 
         runId: event.runId,
         seq: prev ? prev.seq + 1 : 1,
         prevHash: prev ? prev.hash : GENESIS_HASH,
+        kid: key.kid,
         type: event.type,
         at: event.at,
         actor: event.actor,
         correlationID: event.correlationID,
         ...optionalFieldsOf(event),
     };
-    return { ...body, hash: hashRecord(body) };
+    return { ...body, hash: hashRecord(body, key) };
 }
 
 /** The optional fields of an audit event that are set (an absent field is left out, never written as undefined). */
@@ -126,18 +153,45 @@ export function optionalFieldsOf(
 
 /**
  * Checks one run's records, in `seq` order as stored: seq runs 1, 2, 3… without gaps, each `prevHash` is the
- * previous record's `hash` (GENESIS_HASH for the first), every `hash` matches its record and all records belong
- * to the same run. Reports the first record that fails. `head` is the last record's stored hash (GENESIS_HASH
- * for an empty chain). Cutting records off the end leaves a valid shorter chain: only a head kept elsewhere
- * shows that.
+ * previous record's `hash` (GENESIS_HASH for the first), every record names a key of `keys` and its `hash` is that
+ * key's MAC of the record, and all records belong to the same run. A record without `kid` (written before the chain
+ * was keyed) does not verify: anyone can compute its plain SHA-256. Then the chain is compared with `anchor`, the head
+ * kept outside the audit store: an anchored seq beyond the last record means records were cut off the end (`brokenAt`
+ * is the first missing seq); an anchored hash other than the stored record's at that seq means the chain was rewritten.
+ * An anchor behind the chain is accepted (a crash between an append's commit and its anchor write leaves it one
+ * behind; the records after it are still MAC-checked, and the next append moves it on). Reports the first problem.
+ * `head` is the last record's stored hash (GENESIS_HASH for an empty chain).
  */
-export function verifyChain(records: readonly AuditRecord[]): ChainVerification {
+export function verifyChain(
+    records: readonly AuditRecord[],
+    keys: Pick<ChainKeyRing, 'get'>,
+    anchor?: AnchoredHead,
+): ChainVerification {
     const head = records.length ? records[records.length - 1]!.hash : GENESIS_HASH;
     let prev: AuditRecord | undefined;
     for (const [i, record] of records.entries()) {
-        const reason = brokenReason(record, i + 1, prev, records[0]!.runId);
+        const reason = brokenReason(record, i + 1, prev, records[0]!.runId, keys);
         if (reason) return { verified: false, head, brokenAt: { seq: record.seq, reason } };
         prev = record;
+    }
+    if (anchor && anchor.seq > 0) {
+        if (anchor.seq > records.length) {
+            return {
+                verified: false,
+                head,
+                brokenAt: {
+                    seq: records.length + 1,
+                    reason: `record missing: the anchored head is seq ${anchor.seq}, the chain ends at seq ${records.length}`,
+                },
+            };
+        }
+        if (records[anchor.seq - 1]!.hash !== anchor.hash) {
+            return {
+                verified: false,
+                head,
+                brokenAt: { seq: anchor.seq, reason: 'hash differs from the anchored head' },
+            };
+        }
     }
     return { verified: true, head };
 }
@@ -147,19 +201,29 @@ function brokenReason(
     expectedSeq: number,
     prev: AuditRecord | undefined,
     runId: string,
+    keys: Pick<ChainKeyRing, 'get'>,
 ): string | undefined {
     if (r.runId !== runId) return `runId ${r.runId} does not belong to the chain of run ${runId}`;
     if (r.seq !== expectedSeq) {
         return r.seq > expectedSeq ? `seq gap: expected ${expectedSeq}` : `seq out of order: expected ${expectedSeq}`;
     }
     if (r.prevHash !== (prev ? prev.hash : GENESIS_HASH)) return 'prevHash does not match the previous record';
+    if (typeof r.kid !== 'string') return 'record is not keyed (no kid): its hash proves nothing';
+    const key = keys.get(r.kid);
+    if (!key) return 'record names a chain key id the key ring does not hold';
     let actual: string;
     try {
-        actual = hashRecord(r);
+        actual = hashRecord(r, key);
     } catch (_e: unknown) {
         return 'record is not valid JSON';
     }
-    return actual === r.hash ? undefined : 'hash mismatch';
+    return sameHex(actual, r.hash) ? undefined : 'hash mismatch';
+}
+
+/** Constant-time comparison of two MACs (a stored `hash` may be anything). */
+function sameHex(a: string, b: unknown): boolean {
+    if (typeof b !== 'string' || a.length !== b.length) return false;
+    return timingSafeEqual(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
 
 // ---------------------------------------------------------------------------------------------------------------

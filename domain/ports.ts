@@ -2,7 +2,7 @@
  * The capabilities the domain needs from the outside world. Adapters implement them (embedded SQLite and
  * Cosmos DB for stores, HTTP for engines); one contract suite per port runs against every adapter.
  */
-import { AuditRecord, NewAuditEvent } from './audit';
+import { AnchoredHead, AuditRecord, NewAuditEvent } from './audit';
 import type { MeshCloudEvent } from './events';
 import type { LinkClaims } from './links';
 import { RunStatus, Stage } from './pipeline';
@@ -64,6 +64,21 @@ export interface AuditLog {
     /** The last `limit` records of a run, oldest first (the status view's recent history). */
     latest(runId: string, limit: number): Promise<AuditRecord[]>;
     all(runId: string): AsyncIterable<AuditRecord>;
+}
+
+/**
+ * Each run's chain head, kept outside the audit store (locally a store under `MESH_KEYS_DIR`, on Azure an append blob
+ * per run in a WORM container), so records cut off the end of a chain, or a chain rewritten whole, show on
+ * verification (domain/audit.ts `verifyChain`). Written after each append; heads only move forward.
+ */
+export interface ChainAnchors {
+    /**
+     * Records that run `runId`'s chain reached `seq` with `hash`. Idempotent: the first hash anchored for a seq is the
+     * one that counts, and a seq below the head never moves it back, so retried and racing appends are harmless.
+     */
+    record(runId: string, seq: number, hash: string): Promise<void>;
+    /** The highest head anchored for the run, or undefined when none was. */
+    head(runId: string): Promise<AnchoredHead | undefined>;
 }
 
 /** An audit record that still has to go out as an event (domain/events.ts maps it). */

@@ -10,7 +10,7 @@
  * 1. looks the eventId up in the run and reads the run's last record (`TOP 1 … ORDER BY seq DESC`), both at once;
  * 2. returns the stored record if the run already has one with this eventId (idempotent; it also makes sure that
  *    record's outbox entry exists, see eventOutbox.ts); else makes sure the last record's outbox entry exists and
- *    builds the next record with `chainNext` after masking PII in `details` (so what is hashed is what is stored);
+ *    builds the next record with `chainNext` (keyed with the chain's current key) after masking PII in `details` (so what is hashed is what is stored);
  * 3. creates it; on a 409 (seq taken, or the eventId arrived meanwhile) waits a jittered moment and starts over;
  * 4. creates the outbox entry for a published type.
  *
@@ -23,6 +23,7 @@ import type { Container, ItemDefinition } from '@azure/cosmos';
 
 import { allRecords, AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
 import { AuditLog, Page } from '../../domain/ports';
+import { type ChainKeyLoader, ephemeralChainKeys } from '../audit/chainKeys';
 import { backoff, badToken, clampLimit, isConflict, MAX_ATTEMPTS, MAX_AUDIT_PAGE, strip } from './common';
 import { CosmosContext } from './cosmosContext';
 import { OutboxWriter } from './eventOutbox';
@@ -41,12 +42,15 @@ export function fromAuditItem(item: object): AuditRecord {
 export class CosmosAuditLog implements AuditLog {
     private readonly outboxWriter: OutboxWriter;
 
-    constructor(private readonly ctx: CosmosContext) {
+    constructor(
+        private readonly ctx: CosmosContext,
+        private readonly chainKeys: ChainKeyLoader = ephemeralChainKeys(),
+    ) {
         this.outboxWriter = new OutboxWriter(ctx);
     }
 
     async append(event: NewAuditEvent): Promise<AuditRecord> {
-        const { audit, outbox } = await this.ctx.containers();
+        const [{ audit, outbox }, { current: key }] = await Promise.all([this.ctx.containers(), this.chainKeys()]);
         const masked = event.details === undefined ? event : { ...event, details: maskPii(event.details) };
         for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
             // Both reads at once (one round trip of latency); the last record is only used when there is no stored one.
@@ -62,7 +66,7 @@ export class CosmosAuditLog implements AuditLog {
             const prev = last ? fromAuditItem(last) : undefined;
             // Before the new record exists: so an entry is never visible before the entry of the record it follows.
             if (last && prev) await this.outboxWriter.ensure(outbox, prev, last._pos);
-            const record = chainNext(prev, masked);
+            const record = chainNext(prev, masked, key);
             const pos = this.ctx.clock.next(last?._pos);
             try {
                 await audit.items.create<AuditItem>({ ...record, id: auditItemId(record.seq), _pos: pos });

@@ -42,6 +42,7 @@ import type {
     IndexingPolicy,
 } from '@azure/cosmos';
 
+import type { ChainKeyLoader } from '../audit/chainKeys';
 import { isConflict, isNotFound, MicroClock } from './common';
 import { CosmosConfig, ExpiringContainer } from './config';
 
@@ -70,6 +71,8 @@ export interface CosmosStoreOptions {
     changeLookbackMs?: number;
     /** How long a published outbox entry is kept as a tombstone, in seconds (default 3 days; see eventOutbox.ts). */
     outboxTombstoneSeconds?: number;
+    /** The audit chain's keys (default: a key that lives only in this process; adapters/deps.ts passes the ring). */
+    chainKeys?: ChainKeyLoader;
 }
 
 const DAY_S = 86_400;

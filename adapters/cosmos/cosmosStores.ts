@@ -39,7 +39,7 @@ export function openCosmosStores(config: CosmosConfig, options: CosmosStoreOptio
     const slots = new CosmosAdmissionSlots(ctx);
     return {
         runs: new CosmosRunStore(ctx),
-        audit: new CosmosAuditLog(ctx),
+        audit: new CosmosAuditLog(ctx, options.chainKeys),
         policies: new CosmosPolicyStore(ctx),
         outbox: new CosmosEventOutbox(ctx),
         linkUses: new CosmosLinkUses(ctx),

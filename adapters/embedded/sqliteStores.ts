@@ -35,6 +35,7 @@ import {
     RunStore,
 } from '../../domain/ports';
 import { RunDoc } from '../../domain/run';
+import { type ChainKeyLoader, ephemeralChainKeys } from '../audit/chainKeys';
 
 /** Every store of the app over the embedded database. */
 export interface EmbeddedStores extends AppStores {
@@ -159,8 +160,16 @@ function migrate(db: Database.Database): void {
     `);
 }
 
+export interface EmbeddedStoreOptions {
+    /**
+     * The audit chain's keys (adapters/audit/chainKeys.ts). Default: a key that lives only in this process (tests and
+     * tools); the composition root passes the configured ring.
+     */
+    chainKeys?: ChainKeyLoader;
+}
+
 /** Opens (creating if needed, migrating if older) `<dataDir>/app.sqlite` and every store over it. */
-export function openEmbeddedStores(dataDir: string): EmbeddedStores {
+export function openEmbeddedStores(dataDir: string, options: EmbeddedStoreOptions = {}): EmbeddedStores {
     mkdirSync(dataDir, { recursive: true });
     const db = new Database(join(dataDir, 'app.sqlite'));
     try {
@@ -186,7 +195,7 @@ export function openEmbeddedStores(dataDir: string): EmbeddedStores {
     const commits = new GroupCommit(db);
     return {
         runs: new SqliteRunStore(db, commits),
-        audit: new SqliteAuditLog(db, commits),
+        audit: new SqliteAuditLog(db, commits, options.chainKeys ?? ephemeralChainKeys()),
         policies: new SqlitePolicyStore(db, commits),
         linkUses: new SqliteLinkUses(db, commits),
         outbox: new SqliteEventOutbox(db, commits),
@@ -527,6 +536,7 @@ class SqliteAuditLog implements AuditLog {
     constructor(
         db: Database.Database,
         private readonly commits: GroupCommit,
+        private readonly chainKeys: ChainKeyLoader,
     ) {
         this.stmt = {
             byEventId: db.prepare<[string, string], { record: string }>(
@@ -549,14 +559,16 @@ class SqliteAuditLog implements AuditLog {
     /**
      * Masks PII in `details` first, so what is hashed is what is stored (and what readers see). A SPEC event's record
      * also enters the outbox, in the same transaction: the record and its event are durable together or not at all.
+     * The chain key is loaded before the write is queued, so the group-committed unit stays synchronous.
      */
-    append(event: NewAuditEvent): Promise<AuditRecord> {
+    async append(event: NewAuditEvent): Promise<AuditRecord> {
+        const key = (await this.chainKeys()).current;
         return this.commits.run(() => {
             const stored = this.stmt.byEventId.get(event.runId, event.eventId);
             if (stored) return parseRecord(stored);
             const last = this.stmt.last.get(event.runId);
             const masked = event.details === undefined ? event : { ...event, details: maskPii(event.details) };
-            const record = chainNext(last ? parseRecord(last) : undefined, masked);
+            const record = chainNext(last ? parseRecord(last) : undefined, masked, key);
             this.stmt.insert.run(record.runId, record.seq, record.eventId, record.at, JSON.stringify(record));
             if (isPublished(record.type))
                 this.stmt.enqueue.run(eventIdOf(record.runId, record.seq), record.runId, record.seq);

@@ -190,8 +190,10 @@ const OPERATIONS: Operation[] = [
         tag: 'Pipeline',
         summary: "A run's audit timeline",
         description:
-            'The full, hash-chained audit timeline, re-verified on read (data.chain). Paged with continuationToken; ' +
-            '`?format=ndjson` streams every record, one JSON object per line, unenveloped.',
+            'The full, hash-chained audit timeline, re-verified on read against the chain keys and the head anchored ' +
+            'outside the audit store (data.chain). Paged with continuationToken; `?format=ndjson` streams every record, ' +
+            'one JSON object per line, unenveloped, and ends with one line `{"chain": {...}}`, the verdict. Any other ' +
+            '`format` is VALIDATION_FAILED.',
         who: "the run's team, Mesh.Operator, Mesh.Compliance, Mesh.Admin (others get NOT_FOUND)",
         parameters: [
             RUN_ID_PATH,
@@ -200,7 +202,8 @@ const OPERATIONS: Operation[] = [
             {
                 name: 'format',
                 in: 'query',
-                description: '`ndjson` streams every record as application/x-ndjson instead of one enveloped page.',
+                description:
+                    '`ndjson` streams every record as application/x-ndjson instead of one enveloped page, then the verdict line.',
                 schema: { type: 'string', enum: ['json', 'ndjson'], default: 'json' },
             },
         ],
@@ -209,8 +212,8 @@ const OPERATIONS: Operation[] = [
             description: 'One page of audit records (JSON), or all of them (NDJSON).',
             data: 'logs',
             content: {
-                // One AuditRecordView per line, in seq order.
-                'application/x-ndjson': { schema: ref('AuditRecordView') },
+                // One AuditRecordView per line, in seq order, then one ChainVerdictLine.
+                'application/x-ndjson': { schema: { oneOf: [ref('AuditRecordView'), ref('ChainVerdictLine')] } },
             },
         },
         errors: ['VALIDATION_FAILED', ...AUTHENTICATED, 'NOT_FOUND'],

@@ -20,6 +20,10 @@
 //     version within KEY_VAULT_CACHE_TTL_SECONDS (default 300 s). Losing the ring loses every sealed value.
 //   - mesh-link-keys (MESH_LINK_KEYS_SECRET): the approval-link signing keys, {"current": <private ES256 JWK>,
 //     "previous"?: <private ES256 JWK>} (adapters/links/joseLinkSigner.ts). Required with the Cosmos DB store.
+//   - mesh-audit-keys (MESH_AUDIT_KEYS_SECRET): the audit chain's HMAC-SHA256 keys, the same ring format as
+//     mesh-data-keys (the app's own kids are ak-<yyyymmdd>-<8 hex>); create it the same way with --name mesh-audit-keys.
+//     Rotation as for mesh-data-keys; never remove a kid while a record keyed with it is kept, or its chain stops
+//     verifying. Required with the Cosmos DB store.
 
 targetScope = 'resourceGroup'
 
@@ -48,6 +52,9 @@ param ttlDays int = 90
 
 @description('Per-container overrides of ttlDays, e.g. { links: 30 } (keys: links, idempotency, outbox, ratelimits; app settings COSMOS_TTL_DAYS_<NAME>, all in output helmAppSettings).')
 param ttlDaysByContainer object = {}
+
+@description('Days each run\'s anchored audit head stays immutable (WORM) in the anchor container; at least retentionDays plus the longest a run lasts, so the anchor outlives the trail it protects. Blobs are deleted by lifecycle management after it.')
+param anchorImmutabilityDays int = retentionDays + 30
 
 @description('Service Bus queue runs wait in until admitted (app setting MESH_ADMISSION_QUEUE, chart value admission.queueName).')
 param admissionQueueName string = 'mesh-admission'
@@ -89,6 +96,7 @@ var neverExpires = -1
 // Built-in role definition ids (Azure RBAC).
 var roles = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+  storageBlobDataContributor: 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
@@ -181,6 +189,86 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     // Identity only (AzureWebJobsStorage__accountName); no account keys or SAS.
     allowSharedKeyAccess: false
     defaultToOAuthAuthentication: true
+  }
+}
+
+// ---- Audit chain anchors: each run's chain head, outside the audit store (adapters/audit/blobAnchors.ts) ------------
+// An account of its own, so the task hub's Blob Data Owner role does not reach it. One append blob per run in a
+// container under a time-based immutability (WORM) policy that allows protected append writes: the app appends each
+// new head, and nobody (the app identity included) can overwrite or delete a blob for anchorImmutabilityDays. The
+// policy is created unlocked (a template cannot lock it); lock it once after the first deployment, which makes it
+// irrevocable and only extendable:
+//   az storage container immutability-policy lock --account-name <anchorStorageAccountName> -c audit-anchors \
+//     --if-match "$(az storage container immutability-policy show --account-name <anchorStorageAccountName> \
+//     -c audit-anchors --query etag -o tsv)"
+
+resource anchorStorage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: take('sta${replace(prefix, '-', '')}${suffix}', 24)
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+  }
+}
+
+resource anchorBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: anchorStorage
+  name: 'default'
+}
+
+resource anchorContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: anchorBlobService
+  name: 'audit-anchors'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource anchorImmutability 'Microsoft.Storage/storageAccounts/blobServices/containers/immutabilityPolicies@2023-05-01' = {
+  parent: anchorContainer
+  name: 'default'
+  properties: {
+    immutabilityPeriodSinceCreationInDays: anchorImmutabilityDays
+    // Append blocks may be added to a protected append blob; nothing written may change or go.
+    allowProtectedAppendWrites: true
+  }
+}
+
+// After the immutability period the anchors of long-purged runs may go (the _retention chain keeps what was purged).
+resource anchorLifecycle 'Microsoft.Storage/storageAccounts/managementPolicies@2023-05-01' = {
+  parent: anchorStorage
+  name: 'default'
+  properties: {
+    policy: {
+      rules: [
+        {
+          name: 'expire-anchors'
+          enabled: true
+          type: 'Lifecycle'
+          definition: {
+            filters: {
+              blobTypes: ['appendBlob']
+              prefixMatch: ['audit-anchors/runs/']
+            }
+            actions: {
+              baseBlob: {
+                delete: {
+                  daysAfterModificationGreaterThan: anchorImmutabilityDays + 1
+                }
+              }
+            }
+          }
+        }
+      ]
+    }
   }
 }
 
@@ -713,6 +801,17 @@ resource storageRoleAssignments 'Microsoft.Authorization/roleAssignments@2022-04
   }
 ]
 
+// Create and append anchor blobs (WORM refuses overwrite and delete whatever the role allows).
+resource anchorBlobContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(anchorStorage.id, identity.id, roles.storageBlobDataContributor)
+  scope: anchorStorage
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
 var serviceBusRoleIds = [
   roles.serviceBusDataSender // the -http pods enqueue submitted runs
   roles.serviceBusDataReceiver // the admitRun trigger on the -worker pods
@@ -793,6 +892,7 @@ output identityClientId string = identity.properties.clientId
 output identityPrincipalId string = identity.properties.principalId
 output tenantId string = subscription().tenantId
 output storageAccountName string = storage.name
+output anchorStorageAccountName string = anchorStorage.name
 output cosmosEndpoint string = cosmos.properties.documentEndpoint
 output cosmosDatabaseName string = cosmosDb.name
 output eventGridTopicEndpoint string = eventTopic.properties.endpoint
@@ -816,5 +916,6 @@ output helmAppSettings object = {
   COSMOS_TTL_DAYS_RATELIMITS: string(ttlDaysOf.ratelimits)
   MESH_RETENTION_DAYS: string(retentionDays)
   KEY_VAULT_URL: keyVault.properties.vaultUri
+  MESH_AUDIT_ANCHOR_CONTAINER_URL: '${anchorStorage.properties.primaryEndpoints.blob}${anchorContainer.name}'
   EVENTGRID_ENDPOINT: eventTopic.properties.endpoint
 }

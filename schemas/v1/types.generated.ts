@@ -209,7 +209,7 @@ export interface ApprovalLinkRequest {
     comment?: string;
 }
 /**
- * One audit record: append-only, hash-chained per run (hash = SHA-256 over the record's RFC 8785 canonical JSON, which includes prevHash, the previous record's hash: 64 zeros for the first record).
+ * One audit record: append-only, hash-chained per run (hash = HMAC-SHA256, under the chain key kid names, over the record's RFC 8785 canonical JSON without hash, which includes kid and prevHash, the previous record's hash: 64 zeros for the first record).
  *
  * This interface was referenced by `SchemaTypes`'s JSON-Schema
  * via the `definition` "AuditRecordView".
@@ -240,6 +240,10 @@ export interface AuditRecordView {
      * The run (or '_policies' for policy changes); hashed.
      */
     runId?: string;
+    /**
+     * The id of the chain key whose MAC hash is (covered by hash). Absent on records written before the chain was keyed, which do not verify.
+     */
+    kid?: string;
     hash: Sha256Hex;
     prevHash: Sha256Hex;
 }
@@ -430,7 +434,7 @@ export interface Health {
     };
 }
 /**
- * data of GET /pipeline/logs/{id}: one page of the run's audit timeline (ascending seq) and whether its hash chain verifies. With ?format=ndjson the same records stream one per line, unenveloped.
+ * data of GET /pipeline/logs/{id}: one page of the run's audit timeline (ascending seq) and whether its keyed hash chain verifies, against the chain keys and the run's head anchored outside the audit store. With ?format=ndjson the same records stream one per line, unenveloped, followed by one ChainVerdictLine.
  *
  * This interface was referenced by `SchemaTypes`'s JSON-Schema
  * via the `definition` "RunLogs".
@@ -717,4 +721,13 @@ export interface StopRequest {
     orchestrationID: RunId;
     action: 'pause' | 'abort';
     reason: Reason;
+}
+/**
+ * The last line of GET /pipeline/logs/{id}?format=ndjson: the verdict on the whole chain just streamed.
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "ChainVerdictLine".
+ */
+export interface ChainVerdictLine {
+    chain: ChainVerification;
 }

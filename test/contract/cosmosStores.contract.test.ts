@@ -22,6 +22,7 @@ import { idempotencyIdOf, MAX_CURSOR_VERSIONS } from '../../adapters/cosmos/runS
 import * as sqlite from '../../adapters/embedded/sqliteStores';
 import { verifyChain } from '../../domain/audit';
 import { ConflictError, ValidationError } from '../../domain/errors';
+import { TEST_KEYS } from '../support/chainKeys';
 import { cosmosClientOf, CosmosServer, startCosmosServer } from '../support/cosmosServer';
 import { describeScaleContract } from './scaleContract';
 import {
@@ -126,7 +127,7 @@ describe(`Cosmos DB stores: ${NAME}`, () => {
             );
             const stored = await collect(s.audit.all('run-x'));
             expect(stored).toEqual([record]);
-            expect(verifyChain(stored).verified).toBe(true);
+            expect(verifyChain(stored, TEST_KEYS).verified).toBe(true);
         });
 
         it('the unique key on eventId refuses a second item with the same eventId in the run', async () => {

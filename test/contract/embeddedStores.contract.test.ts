@@ -7,6 +7,7 @@ import Database from 'better-sqlite3';
 import { openEmbeddedStores } from '../../adapters/embedded/sqliteStores';
 import { verifyChain } from '../../domain/audit';
 import { RunDoc } from '../../domain/run';
+import { TEST_KEYS } from '../support/chainKeys';
 import { describeScaleContract } from './scaleContract';
 import { collect, describeStoreContract, makeEvent, makeRun } from './storeContract';
 
@@ -115,7 +116,7 @@ describe('embedded SQLite stores', () => {
             });
             await expect(again.runs.getOutput('r1', 'generation.0')).resolves.toEqual({ ok: true });
             await expect(again.audit.append(makeEvent('r1', 4))).resolves.toMatchObject({ seq: 4 });
-            expect(verifyChain(await collect(again.audit.all('r1'))).verified).toBe(true);
+            expect(verifyChain(await collect(again.audit.all('r1')), TEST_KEYS).verified).toBe(true);
             await expect(again.policies.get()).resolves.toMatchObject({ version: 1, rules: [] });
             await again.runs.update('r1', (r) => ({ ...r, status: 'Running' }));
             const after = await again.runs.changesSince(cursor, 10);
@@ -131,7 +132,7 @@ describe('embedded SQLite stores', () => {
         const stores = openEmbeddedStores(dir);
         try {
             for (let i = 1; i <= 5; i++) await stores.audit.append(makeEvent('run-t', i));
-            expect(verifyChain(await collect(stores.audit.all('run-t'))).verified).toBe(true);
+            expect(verifyChain(await collect(stores.audit.all('run-t')), TEST_KEYS).verified).toBe(true);
 
             // A second connection, as someone with the file would have.
             const db = new Database(join(dir, 'app.sqlite'));
@@ -148,7 +149,7 @@ describe('embedded SQLite stores', () => {
 
             const records = await collect(stores.audit.all('run-t'));
             expect(records[2]!.actor).toBe('mallory');
-            expect(verifyChain(records)).toMatchObject({
+            expect(verifyChain(records, TEST_KEYS)).toMatchObject({
                 verified: false,
                 brokenAt: { seq: 3, reason: 'hash mismatch' },
             });
@@ -168,7 +169,7 @@ describe('embedded SQLite stores', () => {
             } finally {
                 db.close();
             }
-            expect(verifyChain(await collect(stores.audit.all('run-d'))).brokenAt).toEqual({
+            expect(verifyChain(await collect(stores.audit.all('run-d')), TEST_KEYS).brokenAt).toEqual({
                 seq: 5,
                 reason: 'seq gap: expected 4',
             });

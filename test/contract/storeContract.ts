@@ -19,6 +19,7 @@ import { initialStages, RunStatus, Stage } from '../../domain/pipeline';
 import { CheckpointPolicy, DEFAULT_POLICY } from '../../domain/policy';
 import { AuditLog, EventOutbox, LinkUses, PolicyStore, RunFilter, RunStore } from '../../domain/ports';
 import { RunDoc } from '../../domain/run';
+import { TEST_KEYS } from '../support/chainKeys';
 
 export interface OpenedStores {
     runs: RunStore;
@@ -357,8 +358,8 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 const b = await s.audit.append(makeEvent('run-a', 2, { type: 'stage.completed', reason: 'done' }));
                 expect(a).toMatchObject({ ...makeEvent('run-a', 1), seq: 1, prevHash: GENESIS_HASH });
                 expect(b).toMatchObject({ seq: 2, prevHash: a.hash, reason: 'done' });
-                expect(a.hash).toBe(hashRecord(a));
-                expect(b.hash).toBe(hashRecord(b));
+                expect(a.hash).toBe(hashRecord(a, TEST_KEYS.current));
+                expect(b.hash).toBe(hashRecord(b, TEST_KEYS.current));
                 expect((await s.audit.list('run-a', 10)).items).toEqual([a, b]);
             });
 
@@ -397,7 +398,7 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 expect(new Set(records.map((r) => r.eventId)).size).toBe(50);
                 // A retried append answered with the record its first append stored.
                 for (const [i, r] of results.slice(50).entries()) expect(r).toEqual(results[i]);
-                expect(verifyChain(records)).toEqual({ verified: true, head: records[49]!.hash });
+                expect(verifyChain(records, TEST_KEYS)).toEqual({ verified: true, head: records[49]!.hash });
             });
 
             it('masks PII in details before hashing and storing', async () => {
@@ -415,7 +416,7 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 const [stored] = (await s.audit.list('run-a', 10)).items;
                 expect(stored).toEqual(r);
                 expect(JSON.stringify(stored)).not.toContain('alice@');
-                expect(verifyChain([stored!]).verified).toBe(true);
+                expect(verifyChain([stored!], TEST_KEYS).verified).toBe(true);
             });
 
             it('pages in ascending seq', async () => {
@@ -437,7 +438,7 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 expect(rest.items.map((r) => r.seq)).toEqual([1001]);
                 const all = await collect(s.audit.all('run-big'));
                 expect(all).toEqual(written);
-                expect(verifyChain(all).verified).toBe(true);
+                expect(verifyChain(all, TEST_KEYS).verified).toBe(true);
             });
 
             it('rejects a malformed continuation token', async () => {

@@ -297,7 +297,9 @@ describe.each(STORES)('pipeline API on the %s store', (store) => {
             .split('\n')
             .map((l) => JSON.parse(l));
         expect(lines[0]).toMatchObject({ seq: 1, type: 'pipeline.queued' });
-        expect(lines.at(-1)).toMatchObject({ type: 'pipeline.completed' });
+        expect(lines.at(-2)).toMatchObject({ type: 'pipeline.completed' });
+        // The last line is the chain's verdict.
+        expect(lines.at(-1)).toEqual({ chain: { verified: true, head: lines.at(-2).hash } });
     });
 
     it('serves live status changes over SSE', async () => {

@@ -19,6 +19,7 @@ import type {
     RunStore,
 } from '../../domain/ports';
 import type { RunDoc } from '../../domain/run';
+import { TEST_KEYS } from './chainKeys';
 
 const copy = <T>(value: T): T => structuredClone(value);
 
@@ -87,7 +88,7 @@ export class MemoryAudit implements AuditLog {
         const existing = this.records.find((r) => r.runId === event.runId && r.eventId === event.eventId);
         if (existing) return Promise.resolve(existing);
         const prev = this.records.filter((r) => r.runId === event.runId).at(-1);
-        const record = chainNext(prev, event);
+        const record = chainNext(prev, event, TEST_KEYS.current);
         this.records.push(record);
         return Promise.resolve(record);
     }

@@ -25,6 +25,7 @@ import { type AuditRecord, maskPiiText, verifyChain } from '../../domain/audit';
 import type { AuditLog, RunStore } from '../../domain/ports';
 import type { CheckpointDecisionRecord, RunDoc } from '../../domain/run';
 import { collect, describeStoreContract, makeEvent, makeRun } from '../contract/storeContract';
+import { TEST_KEYS } from '../support/chainKeys';
 import { openCheckpoint } from '../support/linkFixtures';
 
 const INPUT = { prompt: 'PLAINTEXT-INPUT launch plan for project nightingale' };
@@ -179,9 +180,14 @@ describe('encrypted stores over embedded SQLite', () => {
     it('verifies the audit chain as stored, with no key, and opens the comment for display only', async () => {
         await writeEverything();
         const stored = await collect(audit.all('run-a'));
-        expect(verifyChain(stored)).toMatchObject({ verified: true });
+        expect(verifyChain(stored, TEST_KEYS)).toMatchObject({ verified: true });
         // The same records straight from the file verify too: verification needs neither key nor decorator.
-        expect(verifyChain(rawRows(dir).audit.map((r) => JSON.parse(r) as AuditRecord))).toMatchObject({
+        expect(
+            verifyChain(
+                rawRows(dir).audit.map((r) => JSON.parse(r) as AuditRecord),
+                TEST_KEYS,
+            ),
+        ).toMatchObject({
             verified: true,
         });
         expect(isSealed(stored[1]!.details!.comment)).toBe(true);
@@ -195,7 +201,7 @@ describe('encrypted stores over embedded SQLite', () => {
         expect(stored[1]!.details!.comment).not.toEqual(shown.details!.comment);
         expect(await openAuditDetails(stored[0]!, cipher)).toBe(stored[0]);
         // The display copy is not what was hashed.
-        expect(verifyChain([stored[0]!, shown, stored[2]!]).verified).toBe(false);
+        expect(verifyChain([stored[0]!, shown, stored[2]!], TEST_KEYS).verified).toBe(false);
     });
 
     it('seals what a person typed as a reason (a decision, rejection, pause, resume or abort), and no other reason', async () => {
@@ -211,7 +217,7 @@ describe('encrypted stores over embedded SQLite', () => {
             expect(raw).not.toContain(typed);
         expect(raw).toContain('engine unreachable');
         const stored = await collect(audit.all('run-r'));
-        expect(verifyChain(stored).verified).toBe(true);
+        expect(verifyChain(stored, TEST_KEYS).verified).toBe(true);
         expect(stored.slice(0, 5).map((r) => r.reason)).toEqual(Array(5).fill(expect.stringMatching(/^sealed:/)));
         const shown = await Promise.all(stored.map((r) => openAuditDetails(r, cipher)));
         expect(shown.map((r) => r.reason)).toEqual([

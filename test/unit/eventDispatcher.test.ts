@@ -6,6 +6,7 @@ import { EventDispatcher } from '../../adapters/eventGrid/dispatcher';
 import { type AuditRecord, chainNext } from '../../domain/audit';
 import type { MeshCloudEvent } from '../../domain/events';
 import type { EventOutbox, EventPublisher, OutboxEntry } from '../../domain/ports';
+import { TEST_KEYS } from '../support/chainKeys';
 
 class FakeOutbox implements EventOutbox {
     entries: OutboxEntry[] = [];
@@ -17,14 +18,18 @@ class FakeOutbox implements EventOutbox {
         for (let i = 0; i < n; i++)
             for (const runId of runs) {
                 const prev = this.last.get(runId);
-                const r = chainNext(prev, {
-                    eventId: `${runId}/${(prev?.seq ?? 0) + 1}`,
-                    runId,
-                    type: 'stage.started',
-                    at: new Date(Date.UTC(2025, 0, 1, 0, 0, (prev?.seq ?? 0) + 1)).toISOString(),
-                    actor: 'system',
-                    correlationID: `corr-${runId}`,
-                });
+                const r = chainNext(
+                    prev,
+                    {
+                        eventId: `${runId}/${(prev?.seq ?? 0) + 1}`,
+                        runId,
+                        type: 'stage.started',
+                        at: new Date(Date.UTC(2025, 0, 1, 0, 0, (prev?.seq ?? 0) + 1)).toISOString(),
+                        actor: 'system',
+                        correlationID: `corr-${runId}`,
+                    },
+                    TEST_KEYS.current,
+                );
                 this.last.set(runId, r);
                 this.entries.push({ id: `${runId}:${r.seq}`, runId, seq: r.seq, record: r });
             }

@@ -6,6 +6,7 @@ import { parseEventGridConfig } from '../../adapters/eventGrid/config';
 import { EventGridPublisher } from '../../adapters/eventGrid/eventGridPublisher';
 import { chainNext } from '../../domain/audit';
 import { toCloudEvent } from '../../domain/events';
+import { TEST_KEYS } from '../support/chainKeys';
 
 interface Seen {
     method: string;
@@ -40,24 +41,32 @@ beforeEach(() => {
     status = 200;
 });
 
-const first = chainNext(undefined, {
-    eventId: 'r1/0',
-    runId: 'r1',
-    type: 'pipeline.queued',
-    at: '2025-03-01T10:00:00.000Z',
-    actor: 'dana',
-    correlationID: 'corr-1',
-    details: { team: 'alpha' },
-});
-const second = chainNext(first, {
-    eventId: 'r1/x',
-    runId: 'r1',
-    type: 'stage.started',
-    at: '2025-03-01T10:00:01.250Z',
-    actor: 'system',
-    correlationID: 'corr-1',
-    stage: 'generation',
-});
+const first = chainNext(
+    undefined,
+    {
+        eventId: 'r1/0',
+        runId: 'r1',
+        type: 'pipeline.queued',
+        at: '2025-03-01T10:00:00.000Z',
+        actor: 'dana',
+        correlationID: 'corr-1',
+        details: { team: 'alpha' },
+    },
+    TEST_KEYS.current,
+);
+const second = chainNext(
+    first,
+    {
+        eventId: 'r1/x',
+        runId: 'r1',
+        type: 'stage.started',
+        at: '2025-03-01T10:00:01.250Z',
+        actor: 'system',
+        correlationID: 'corr-1',
+        stage: 'generation',
+    },
+    TEST_KEYS.current,
+);
 
 describe('EventGridPublisher', () => {
     it('posts one CloudEvents batch with the topic key, and the events arrive exactly as mapped', async () => {

@@ -1,17 +1,22 @@
 /** Lifecycle events as CloudEvents 1.0 (domain/events.ts): one per audit record of a SPEC event type. */
 import { type AuditRecord, chainNext, EVENT_TYPES, type NewAuditEvent, POLICY_CHAIN } from '../../domain/audit';
 import { EVENT_SOURCE, eventIdOf, isPublished, toCloudEvent } from '../../domain/events';
+import { TEST_KEYS } from '../support/chainKeys';
 
 function record(over: Partial<NewAuditEvent> = {}, prev?: AuditRecord): AuditRecord {
-    return chainNext(prev, {
-        eventId: 'run-7/x',
-        runId: 'run-7',
-        type: 'checkpoint.decided',
-        at: '2025-03-01T10:00:00.123Z',
-        actor: 'ava',
-        correlationID: 'corr-7',
-        ...over,
-    });
+    return chainNext(
+        prev,
+        {
+            eventId: 'run-7/x',
+            runId: 'run-7',
+            type: 'checkpoint.decided',
+            at: '2025-03-01T10:00:00.123Z',
+            actor: 'ava',
+            correlationID: 'corr-7',
+            ...over,
+        },
+        TEST_KEYS.current,
+    );
 }
 
 describe('toCloudEvent', () => {

@@ -23,6 +23,7 @@ import {
     subscriptionsFromEnv,
     type WebhookSubscription,
 } from '../../local/eventGrid/subscriptions';
+import { TEST_KEYS } from '../support/chainKeys';
 
 /** The topic's store cipher (on the host: local/eventGrid/storeCipher.ts, keys in MESH_KEYS_DIR). */
 const CIPHER = new FieldCipher(keyRingOf(newKeyRingDoc(), 'the test ring'));
@@ -142,14 +143,18 @@ async function topic(
 function runEvents(runId: string, n: number, type: EventType = 'stage.started'): MeshCloudEvent[] {
     let prev: AuditRecord | undefined;
     return Array.from({ length: n }, (_, i) => {
-        prev = chainNext(prev, {
-            eventId: `${runId}/${i}`,
-            runId,
-            type: i === 0 ? 'pipeline.queued' : type,
-            at: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
-            actor: 'system',
-            correlationID: `corr-${runId}`,
-        });
+        prev = chainNext(
+            prev,
+            {
+                eventId: `${runId}/${i}`,
+                runId,
+                type: i === 0 ? 'pipeline.queued' : type,
+                at: new Date(Date.UTC(2025, 0, 1, 0, 0, i)).toISOString(),
+                actor: 'system',
+                correlationID: `corr-${runId}`,
+            },
+            TEST_KEYS.current,
+        );
         return toCloudEvent(prev);
     });
 }

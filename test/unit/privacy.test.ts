@@ -2,20 +2,25 @@
 import { type AuditRecord, chainNext, verifyChain } from '../../domain/audit';
 import { DEFAULT_POLICY } from '../../domain/policy';
 import { personalDataOf, readsOwnWords, recordAs } from '../../domain/privacy';
+import { TEST_KEYS } from '../support/chainKeys';
 
 const WORDS = 'hold it, mail ava.doe@example.com or ring +44 20 7946 0958';
 
 function record(): AuditRecord {
-    return chainNext(undefined, {
-        eventId: 'run-1/pause/p1',
-        runId: 'run-1',
-        type: 'pipeline.paused',
-        at: '2025-06-01T12:00:00.000Z',
-        actor: 'olly',
-        correlationID: 'c-1',
-        reason: WORDS,
-        details: { note: WORDS, n: 3 },
-    });
+    return chainNext(
+        undefined,
+        {
+            eventId: 'run-1/pause/p1',
+            runId: 'run-1',
+            type: 'pipeline.paused',
+            at: '2025-06-01T12:00:00.000Z',
+            actor: 'olly',
+            correlationID: 'c-1',
+            reason: WORDS,
+            details: { note: WORDS, n: 3 },
+        },
+        TEST_KEYS.current,
+    );
 }
 
 describe('personal data in events and the audit trail', () => {
@@ -27,7 +32,7 @@ describe('personal data in events and the audit trail', () => {
         expect(recordAs(r, 'show')).toBe(r);
         // The stored record is untouched, and it is what the chain verifies.
         expect(r.reason).toBe(WORDS);
-        expect(verifyChain([r]).verified).toBe(true);
+        expect(verifyChain([r], TEST_KEYS).verified).toBe(true);
     });
 
     it('masks unless the policy says show (policies saved before the setting mask)', () => {

@@ -6,6 +6,7 @@ import { chainNext } from '../../domain/audit';
 import type { MeshCloudEvent } from '../../domain/events';
 import type { EventOutbox, OutboxEntry } from '../../domain/ports';
 import { publishEvents } from '../../functions/timer/publishEvents';
+import { TEST_KEYS } from '../support/chainKeys';
 
 const timer: Timer = {
     isPastDue: false,
@@ -26,14 +27,18 @@ function outboxOf(n: number): EventOutbox & { entries: OutboxEntry[] } {
     let prev;
     const entries: OutboxEntry[] = [];
     for (let i = 0; i < n; i++) {
-        prev = chainNext(prev, {
-            eventId: `r1/${i}`,
-            runId: 'r1',
-            type: 'stage.started',
-            at: '2025-01-01T00:00:00.000Z',
-            actor: 'system',
-            correlationID: 'c',
-        });
+        prev = chainNext(
+            prev,
+            {
+                eventId: `r1/${i}`,
+                runId: 'r1',
+                type: 'stage.started',
+                at: '2025-01-01T00:00:00.000Z',
+                actor: 'system',
+                correlationID: 'c',
+            },
+            TEST_KEYS.current,
+        );
         entries.push({ id: `r1:${prev.seq}`, runId: 'r1', seq: prev.seq, record: prev });
     }
     return {

@@ -19,6 +19,7 @@ import { DECISIONS } from '../../domain/quorum';
 import * as domainRun from '../../domain/run';
 import { statusView, summaryView } from '../../domain/views';
 import type * as api from '../../schemas/v1/types.generated';
+import { TEST_KEYS } from '../support/chainKeys';
 
 const ROOT = join(__dirname, '..', '..');
 const SCHEMA_DIR = join(ROOT, 'schemas', 'v1');
@@ -474,11 +475,17 @@ const value = <T>(): T => ({}) as T;
 describe('response schemas', () => {
     const records: AuditRecord[] = [];
     const base = { runId: 'run-1', at: '2025-01-31T12:00:00.000Z', actor: 'system', correlationID: 'c-1' } as const;
-    records.push(chainNext(undefined, { ...base, eventId: 'e1', type: 'pipeline.queued' }));
-    records.push(chainNext(records[0], { ...base, eventId: 'e2', type: 'stage.started', stage: 'generation' }));
+    records.push(chainNext(undefined, { ...base, eventId: 'e1', type: 'pipeline.queued' }, TEST_KEYS.current));
+    records.push(
+        chainNext(
+            records[0],
+            { ...base, eventId: 'e2', type: 'stage.started', stage: 'generation' },
+            TEST_KEYS.current,
+        ),
+    );
 
     it('describe the audit records and chain verification the domain produces', () => {
-        const logs: api.RunLogs = { events: records, chain: verifyChain(records) };
+        const logs: api.RunLogs = { events: records, chain: verifyChain(records, TEST_KEYS) };
         expect(schemaErrors('logs', logs)).toEqual([]);
         expect(schemaErrors('logs', { ...logs, chain: { verified: false, head: 'x' } })).toEqual([
             { path: '/chain/head', message: 'must be 64 lowercase hex digits' },
@@ -582,7 +589,7 @@ describe('response schemas', () => {
         accepts<domainPolicy.PolicyRule>(value<api.PolicyRule>());
         accepts<api.RuleMatch>(value<domainPolicy.RuleMatch>());
         accepts<api.AuditRecordView>(records[0]!);
-        accepts<api.ChainVerification>(verifyChain(records));
+        accepts<api.ChainVerification>(verifyChain(records, TEST_KEYS));
         accepts<api.RunMetadata>(value<domainRun.RunMetadata>());
         accepts<domainRun.RunMetadata>(value<api.RunMetadata>());
         accepts<api.NextAction>(value<domainRun.NextAction>());
