@@ -12,6 +12,7 @@ import type {
     AdmissionSlots,
     AppStores,
     AuditLog,
+    DecisionSeals,
     Directory,
     EngineClient,
     EventOutbox,
@@ -36,6 +37,7 @@ import {
     storeConfig,
 } from './config';
 import { cryptoConfig } from './crypto/config';
+import { decisionKeySource, decisionKeysSecret, decisionSeals } from './crypto/decisionSeals';
 import { encryptedAuditLog, encryptedRunStore, openAuditDetails } from './crypto/encryptedStores';
 import { cachedCipher, keyRingSource } from './crypto/keyRing';
 import { EntraDirectory, graphToken, parseGroupMappings } from './directory/entraDirectory';
@@ -75,6 +77,8 @@ export interface Deps {
     readonly links: LinkSigner;
     /** Named secrets: Key Vault when KEY_VAULT_URL is set, else the environment, then local.settings.json. */
     secrets: SecretStore;
+    /** Decision comments sealed for the durable history, and attestations of who decided (adapters/crypto/decisionSeals.ts). */
+    decisionSeals: DecisionSeals;
     /** Who holds which roles in which teams (locally: MESH_DIRECTORY, else the sample directory). Built on first use. */
     readonly directory: Directory;
     /** The notification channels, the outbox and the links' origin (issue 4). Built on first use. */
@@ -114,6 +118,10 @@ function build(): Deps {
     const freed = new EventEmitter().setMaxListeners(0);
     let reclaimedAt = 0;
     let reclaiming: Promise<void> | undefined;
+    const seals = decisionSeals(
+        decisionKeySource(secrets, { keysSecret: decisionKeysSecret(process.env), keysDir: crypto.keysDir }),
+        cipher,
+    );
     const sealedRuns = cipher ? encryptedRunStore(stores.runs, cipher) : stores.runs;
     const runs = releasingSlots(sealedRuns, stores.slots, () => freed.emit('freed'));
     const stored = cipher ? encryptedAuditLog(stores.audit, cipher) : stores.audit;
@@ -157,7 +165,7 @@ function build(): Deps {
             return (auth ??= new JwtAuthenticator(authConfig()));
         },
         engine: lazyEngine,
-        steps: { runs, audit, engine: lazyEngine, now },
+        steps: { runs, audit, engine: lazyEngine, now, seals },
         now,
         outbox,
         get events() {
@@ -169,6 +177,7 @@ function build(): Deps {
             return (links ??= new JoseLinkSigner(linkKeySource(secrets, linkConfig())));
         },
         secrets,
+        decisionSeals: seals,
         get directory() {
             return (directory ??= buildDirectory());
         },

@@ -7,9 +7,10 @@ import { type Deps, deps } from '../../adapters/deps';
 import { confirmPage, decidedPage, errorPage, readLinkComment } from '../../adapters/http/approvalPages';
 import { durableClient } from '../../adapters/http/request';
 import { correlationIdFrom } from '../../domain/correlation';
+import { attestedEvent } from '../../domain/decide';
 import { decideByLink, reviewLink } from '../../domain/links';
 
-export type ApprovalLinkDeps = Pick<Deps, 'links' | 'linkUses' | 'runs' | 'now'>;
+export type ApprovalLinkDeps = Pick<Deps, 'links' | 'linkUses' | 'runs' | 'now' | 'decisionSeals'>;
 
 /**
  * GET|HEAD /approvals/{token}: the confirm page of a signed approval link; changes nothing (mail scanners pre-fetch
@@ -28,7 +29,8 @@ export async function approvalLink(
         const comment = await readLinkComment(req);
         const outcome = await decideByLink(d, claims, comment, correlationID);
         try {
-            await durableClient(ctx).raiseEvent(outcome.run.id, outcome.eventName, outcome.event);
+            const event = await attestedEvent(d.decisionSeals, outcome, d.now());
+            await durableClient(ctx).raiseEvent(outcome.run.id, outcome.eventName, event);
         } catch (e: unknown) {
             ctx.error(`[${correlationID}] link ${claims.jti} was used but its decision was not delivered`);
             throw e;
