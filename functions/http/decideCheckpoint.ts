@@ -3,6 +3,7 @@ import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
+import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient, principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
 import { attestedEvent, decideCheckpoint as decide, type DecisionRequest } from '../../domain/decide';
@@ -23,6 +24,8 @@ export async function decideCheckpoint(
     const d = deps();
     const outcome = await decide(d, principal, checkpointId, body, 'api', call.correlationID);
     const { run, eventName } = outcome;
+    // A workflow terminated or purged behind the API's back would never read the decision: CONFLICT, run reconciled.
+    await assertInstanceLive(ctx, d.steps, run, call.correlationID, 'decide');
     await durableClient(ctx).raiseEvent(run.id, eventName, await attestedEvent(d.decisionSeals, outcome, d.now()));
     return {
         status: 202,
