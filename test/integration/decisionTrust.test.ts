@@ -11,6 +11,7 @@ import { join } from 'node:path';
 
 import { Api, approveUntilEnded, runAwaitingApproval, USERS } from '../support/api';
 import { type HostProcess, startHostProcess, waitUntil } from '../support/hostProcess';
+import { managementApi } from '../support/managementApi';
 
 jest.setTimeout(180_000);
 
@@ -27,22 +28,8 @@ afterAll(async () => {
 });
 
 /** The durable management API, with the host's system key when the host has one (the hostkeys change). */
-async function durable(method: string, path: string, body?: unknown): Promise<Response> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    try {
-        const keys = JSON.parse(readFileSync(join(host.dataDir, 'keys', 'host-keys.json'), 'utf8')) as {
-            masterKey?: string;
-        };
-        if (keys.masterKey) headers['x-functions-key'] = keys.masterKey;
-    } catch {
-        // no host keys on this branch: the route is open
-    }
-    return fetch(`${host.origin}/runtime/webhooks/durabletask${path}`, {
-        method,
-        headers,
-        ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-    });
-}
+const durable = (method: string, path: string, body?: unknown): Promise<Response> =>
+    managementApi(host, method, path, body);
 
 async function raise(id: string, name: string, event: unknown): Promise<void> {
     const r = await durable('POST', `/instances/${id}/raiseEvent/${encodeURIComponent(name)}`, event);
