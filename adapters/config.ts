@@ -236,6 +236,17 @@ export function reminderConfig(): ReminderConfig {
 }
 
 /**
+ * The sweep that reconciles live runs whose durable instance ended outside the API (`MESH_RECONCILE_SCHEDULE`,
+ * NCRONTAB with seconds; default every 5 minutes). Decisions, stops, resumes and status reads reconcile at once;
+ * the sweep catches the runs nobody touches (and frees their admission slots).
+ */
+export const DEFAULT_RECONCILE_SCHEDULE = '0 */5 * * * *';
+
+export function reconcileSchedule(env: Env = process.env): string {
+    return env.MESH_RECONCILE_SCHEDULE?.trim() || DEFAULT_RECONCILE_SCHEDULE;
+}
+
+/**
  * The generic event webhook (issue 4): every lifecycle CloudEvent is POSTed to `MESH_EVENT_WEBHOOK_URL`, signed with
  * `MESH_EVENT_WEBHOOK_SECRET`. Undefined when neither is set (forwarding is off).
  */

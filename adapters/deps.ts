@@ -13,6 +13,7 @@ import type {
     AppStores,
     AuditLog,
     ChainAnchors,
+    DecisionSeals,
     Directory,
     EngineClient,
     EventOutbox,
@@ -42,6 +43,7 @@ import {
     storeConfig,
 } from './config';
 import { cryptoConfig } from './crypto/config';
+import { decisionKeySource, decisionKeysSecret, decisionSeals } from './crypto/decisionSeals';
 import { encryptedAuditLog, encryptedRunStore, openAuditDetails } from './crypto/encryptedStores';
 import { cachedCipher, keyRingSource } from './crypto/keyRing';
 import { EntraDirectory, graphToken, parseGroupMappings } from './directory/entraDirectory';
@@ -81,6 +83,8 @@ export interface Deps {
     readonly links: LinkSigner;
     /** Named secrets: Key Vault when KEY_VAULT_URL is set, else the environment, then local.settings.json. */
     secrets: SecretStore;
+    /** Decision comments sealed for the durable history, and attestations of who decided (adapters/crypto/decisionSeals.ts). */
+    decisionSeals: DecisionSeals;
     /** Who holds which roles in which teams (locally: MESH_DIRECTORY, else the sample directory). Built on first use. */
     readonly directory: Directory;
     /** The notification channels, the outbox and the links' origin (issue 4). Built on first use. */
@@ -132,6 +136,10 @@ function build(): Deps {
     const freed = new EventEmitter().setMaxListeners(0);
     let reclaimedAt = 0;
     let reclaiming: Promise<void> | undefined;
+    const seals = decisionSeals(
+        decisionKeySource(secrets, { keysSecret: decisionKeysSecret(process.env), keysDir: crypto.keysDir }),
+        cipher,
+    );
     const sealedRuns = cipher ? encryptedRunStore(stores.runs, cipher) : stores.runs;
     const runs = releasingSlots(sealedRuns, stores.slots, () => freed.emit('freed'));
     const stored = cipher ? encryptedAuditLog(stores.audit, cipher) : stores.audit;
@@ -179,7 +187,7 @@ function build(): Deps {
             return (auth ??= new JwtAuthenticator(authConfig()));
         },
         engine: lazyEngine,
-        steps: { runs, audit, engine: lazyEngine, now },
+        steps: { runs, audit, engine: lazyEngine, now, seals },
         now,
         outbox,
         get events() {
@@ -191,6 +199,7 @@ function build(): Deps {
             return (links ??= new JoseLinkSigner(linkKeySource(secrets, linkConfig())));
         },
         secrets,
+        decisionSeals: seals,
         get directory() {
             return (directory ??= buildDirectory());
         },

@@ -35,8 +35,11 @@ export const POLICY_CHAIN = '_policies';
 export const RETENTION_CHAIN = '_retention';
 /** The chains that belong to no run: readable by Compliance and Admin, never purged. */
 export const SYSTEM_CHAINS: readonly string[] = [POLICY_CHAIN, RETENTION_CHAIN];
-/** Every audit record type: the SPEC events, and the system chains' own. */
-export const AUDIT_TYPES = [...EVENT_TYPES, 'policy.updated', 'retention.purged'] as const;
+/**
+ * Every audit record type: the SPEC events, the system chains' own, and `checkpoint.refused` (a decision the workflow
+ * refused: it changed nothing, so it is audited but not published as a lifecycle event).
+ */
+export const AUDIT_TYPES = [...EVENT_TYPES, 'policy.updated', 'retention.purged', 'checkpoint.refused'] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 
 /** What a state change appends; the log adds seq, prevHash and hash. */

@@ -6,8 +6,9 @@
 import { randomUUID } from 'node:crypto';
 
 import { type DecisionEvent, decisionEvent } from '../orchestrators/meshPipeline/contract';
+import { claimsFor } from './attestation';
 import { ConflictError, NotFoundError } from './errors';
-import type { RunStore } from './ports';
+import type { DecisionSeals, RunStore } from './ports';
 import type { Principal } from './principal';
 import type { Decision } from './quorum';
 import { assertCanDecide, visibleRun } from './rbac';
@@ -22,6 +23,8 @@ export interface DecisionRequest {
 export type DecisionChannel = DecisionEvent['channel'];
 
 export interface DecisionOutcome {
+    /** Who decides (the caller, or a link's approver). */
+    principal: Principal;
     run: RunDoc;
     checkpoint: CheckpointState;
     event: DecisionEvent;
@@ -93,5 +96,34 @@ export function decisionOutcome(
         channel,
         correlationID,
     };
-    return { run, checkpoint, event, eventName: decisionEvent(checkpoint.checkpointId, checkpoint.escalated) };
+    return {
+        principal,
+        run,
+        checkpoint,
+        event,
+        eventName: decisionEvent(checkpoint.checkpointId, checkpoint.escalated),
+    };
+}
+
+/**
+ * The event as it is raised into the durable history: its comment sealed (bound to the run and checkpoint) and an
+ * attestation of who decided attached (domain/attestation.ts), which the workflow verifies before the decision counts.
+ */
+export async function attestedEvent(seals: DecisionSeals, outcome: DecisionOutcome, at: Date): Promise<DecisionEvent> {
+    const e = outcome.event;
+    const runId = outcome.run.id;
+    const comment = e.comment === undefined ? undefined : await seals.sealComment(runId, e.checkpointId, e.comment);
+    const claims = claimsFor(
+        outcome.principal,
+        runId,
+        e.checkpointId,
+        {
+            decisionId: e.decisionId,
+            decision: e.decision,
+            channel: e.channel,
+            ...(comment !== undefined ? { comment } : {}),
+        },
+        at.toISOString(),
+    );
+    return { ...e, ...(comment !== undefined ? { comment } : {}), attestation: await seals.attest(claims) };
 }

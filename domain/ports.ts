@@ -2,6 +2,7 @@
  * The capabilities the domain needs from the outside world. Adapters implement them (embedded SQLite and
  * Cosmos DB for stores, HTTP for engines); one contract suite per port runs against every adapter.
  */
+import type { DecisionClaims } from './attestation';
 import { AnchoredHead, AuditRecord, NewAuditEvent } from './audit';
 import type { MeshCloudEvent } from './events';
 import type { LinkClaims } from './links';
@@ -321,4 +322,20 @@ export interface AppStores {
     retention: RetentionStore;
     /** Releases connections; the stores must not be used afterwards. */
     close(): void | Promise<void>;
+}
+
+/**
+ * What makes a decision event fit to travel through the durable history (domain/attestation.ts): its comment sealed
+ * (bound to the run and checkpoint; as it is with encryption off) and an attestation of who decided, signed with a
+ * host key kept outside the stores; and, in the `record` activity, the checks of both.
+ */
+export interface DecisionSeals {
+    /** Seals `comment` for the event (plain text as it is when encryption is off). */
+    sealComment(runId: string, checkpointId: string, comment: string): Promise<string>;
+    /** Opens a comment `sealComment` sealed; any other text comes back as it is. Throws when a sealed one fails to open. */
+    openComment(runId: string, checkpointId: string, comment: string): Promise<string>;
+    /** The signed attestation of `claims` (it names its key's kid, so the key can rotate). */
+    attest(claims: DecisionClaims): Promise<string>;
+    /** The claims of a genuine attestation, or why it is not one (absent, malformed, unknown key, bad signature). */
+    verify(attestation: unknown): Promise<{ claims: DecisionClaims } | { invalid: string }>;
 }

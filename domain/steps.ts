@@ -2,11 +2,13 @@
  * The pipeline's side-effecting steps, written against ports so the activities that run them stay thin and
  * tests can drive them with fakes. Both are idempotent: a retried or re-executed activity changes nothing twice.
  */
-import type { AuditType } from './audit';
+import { type DecisionProof, refusalOf } from './attestation';
+import type { AuditType, NewAuditEvent } from './audit';
 import { NotFoundError } from './errors';
 import { isTerminal, type RunStatus, type Stage, STAGES } from './pipeline';
-import type { AuditLog, EngineClient, RunStore } from './ports';
+import type { AuditLog, DecisionSeals, EngineClient, RunStore } from './ports';
 import { applyProjection, type ProjectionChange } from './projection';
+import type { RunDoc } from './run';
 
 /** One state change: an audit record plus the projection change, applied idempotently by `eventId`. */
 export interface RecordInput {
@@ -21,7 +23,15 @@ export interface RecordInput {
     reason?: string;
     details?: Record<string, unknown>;
     projection: ProjectionChange;
+    /** With `checkpoint.decided`: the decision as it arrived, checked before it counts (domain/attestation.ts). */
+    decision?: DecisionProof;
 }
+
+/**
+ * What `record` answers: nothing when the change was recorded; for a decision that failed its checks, why it was
+ * refused (an audit record of the refusal was written instead, the projection left as it was).
+ */
+export type RecordResult = { refused: string } | undefined;
 
 export interface RunStageInput {
     runId: string;
@@ -54,6 +64,8 @@ export interface StepPorts {
     audit: AuditLog;
     engine: EngineClient;
     now: () => Date;
+    /** Decision attestations and sealed comments: without them no decision counts. */
+    seals?: DecisionSeals;
     /** Called after a state change is durable (event publishing hooks in here). */
     onRecorded?: (input: RecordInput) => Promise<void>;
 }
@@ -61,14 +73,35 @@ export interface StepPorts {
 /**
  * Appends the audit record (once per eventId) and applies the projection change (idempotent by nature).
  * A run that already ended (aborted from outside the workflow) takes no further records.
+ *
+ * A decision (`checkpoint.decided`) is checked first, however it reached the workflow: its attestation must verify
+ * and still satisfy the checkpoint as stored (domain/attestation.ts `refusalOf`). A refused one appends a
+ * `checkpoint.refused` record under the same eventId instead (actor: who it claims to be; reason: why) and changes
+ * nothing else. A decision's comment arrives sealed for the durable history: it is opened here and the stores seal it
+ * under their own contexts.
  */
 export async function recordStateChange(
-    p: Pick<StepPorts, 'runs' | 'audit' | 'onRecorded'>,
-    input: RecordInput,
-): Promise<void> {
-    const { projection, ...event } = input;
-    const current = await p.runs.get(input.runId);
-    if (!current || isTerminal(current.status)) return;
+    p: Pick<StepPorts, 'runs' | 'audit' | 'onRecorded' | 'seals'>,
+    recorded: RecordInput,
+): Promise<RecordResult> {
+    const current = await p.runs.get(recorded.runId);
+    if (!current) return undefined;
+    if (recorded.type === 'checkpoint.decided') {
+        const why = await refusal(p, recorded, current);
+        if (why !== undefined) {
+            if (!isTerminal(current.status)) await p.audit.append(refusalRecord(recorded, why));
+            return { refused: why };
+        }
+    }
+    if (isTerminal(current.status)) return undefined;
+    if (recorded.type === 'checkpoint.refused') {
+        // A refusal changes nothing but the audit trail.
+        const { projection: _none, decision: _proof, ...refused } = recorded;
+        await p.audit.append(refused);
+        return undefined;
+    }
+    const input = await openedComments(p, recorded);
+    const { projection, decision: _proof, ...event } = input;
     const output = projection.outputKey
         ? ((await p.runs.getOutput(input.runId, projection.outputKey)) as StoredOutput | undefined)?.output
         : undefined;
@@ -78,6 +111,65 @@ export async function recordStateChange(
         p.runs.update(input.runId, (run) => applyProjection(run, projection, input.at, output)),
     ]);
     await p.onRecorded?.(input);
+    return undefined;
+}
+
+/** Why a decision must not count (undefined: it counts). */
+async function refusal(p: Pick<StepPorts, 'seals'>, input: RecordInput, run: RunDoc): Promise<string | undefined> {
+    const proof = input.decision;
+    if (!proof || input.checkpointId === undefined) return 'the decision carries no attestation';
+    if (!p.seals) return 'this host cannot verify decisions';
+    const verified = await p.seals.verify(proof.attestation);
+    return refusalOf(verified, proof, input.runId, input.checkpointId, run, input.at);
+}
+
+/** The audit record of a refused decision: who it claimed to be, why it was refused, nothing it claimed to say. */
+function refusalRecord(input: RecordInput, reason: string): NewAuditEvent {
+    const proof = input.decision;
+    const claimed = typeof proof?.actorId === 'string' && proof.actorId !== '' ? proof.actorId : input.actor;
+    return {
+        eventId: input.eventId,
+        runId: input.runId,
+        type: 'checkpoint.refused',
+        at: input.at,
+        actor: String(claimed || 'unknown').slice(0, 256),
+        correlationID: input.correlationID,
+        ...(input.stage ? { stage: input.stage } : {}),
+        ...(input.checkpointId ? { checkpointId: input.checkpointId } : {}),
+        reason: `decision refused: ${reason}`,
+        details: {
+            ...(typeof proof?.decisionId === 'string' ? { decisionId: proof.decisionId.slice(0, 256) } : {}),
+            ...(typeof proof?.decision === 'string' ? { decision: proof.decision.slice(0, 32) } : {}),
+            ...(typeof proof?.channel === 'string' ? { channel: proof.channel.slice(0, 32) } : {}),
+        },
+    };
+}
+
+/** A decision's comment (the audit reason, the projection's decision) opened from its sealed form in the event. */
+async function openedComments(p: Pick<StepPorts, 'seals'>, input: RecordInput): Promise<RecordInput> {
+    const seals = p.seals;
+    const cp = input.checkpointId;
+    if (!seals || cp === undefined) return input;
+    const open = (text: string) => seals.openComment(input.runId, cp, text);
+    let next = input;
+    if (typeof input.reason === 'string' && (input.type === 'checkpoint.decided' || input.type === 'pipeline.rejected'))
+        next = { ...next, reason: await open(input.reason) };
+    const d = input.projection.checkpoint?.decision;
+    if (d && typeof d.comment === 'string') {
+        const comment = await open(d.comment);
+        next = {
+            ...next,
+            projection: {
+                ...next.projection,
+                checkpoint: { ...next.projection.checkpoint!, decision: { ...d, comment } },
+            },
+        };
+    }
+    if (next.decision?.comment !== undefined) {
+        const { comment: _sealed, ...proof } = next.decision;
+        next = { ...next, decision: proof };
+    }
+    return next;
 }
 
 /**

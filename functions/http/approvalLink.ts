@@ -5,11 +5,13 @@ import * as df from 'durable-functions';
 
 import { type Deps, deps } from '../../adapters/deps';
 import { confirmPage, decidedPage, errorPage, readLinkComment } from '../../adapters/http/approvalPages';
+import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient } from '../../adapters/http/request';
 import { correlationIdFrom } from '../../domain/correlation';
+import { attestedEvent } from '../../domain/decide';
 import { decideByLink, reviewLink } from '../../domain/links';
 
-export type ApprovalLinkDeps = Pick<Deps, 'links' | 'linkUses' | 'runs' | 'now'>;
+export type ApprovalLinkDeps = Pick<Deps, 'links' | 'linkUses' | 'runs' | 'now' | 'decisionSeals' | 'steps'>;
 
 /**
  * GET|HEAD /approvals/{token}: the confirm page of a signed approval link; changes nothing (mail scanners pre-fetch
@@ -26,9 +28,13 @@ export async function approvalLink(
         const claims = await d.links.verify(req.params.token ?? '');
         if (req.method !== 'POST') return confirmPage(await reviewLink(d, claims), correlationID);
         const comment = await readLinkComment(req);
+        // Before the link is used up: a workflow that ended outside the API is reconciled and the link answers CONFLICT.
+        const target = await d.runs.get(claims.run);
+        if (target) await assertInstanceLive(ctx, d.steps, target, correlationID, 'decide');
         const outcome = await decideByLink(d, claims, comment, correlationID);
         try {
-            await durableClient(ctx).raiseEvent(outcome.run.id, outcome.eventName, outcome.event);
+            const event = await attestedEvent(d.decisionSeals, outcome, d.now());
+            await durableClient(ctx).raiseEvent(outcome.run.id, outcome.eventName, event);
         } catch (e: unknown) {
             ctx.error(`[${correlationID}] link ${claims.jti} was used but its decision was not delivered`);
             throw e;

@@ -3,9 +3,10 @@ import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
+import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient, principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
-import { decideCheckpoint as decide, type DecisionRequest } from '../../domain/decide';
+import { attestedEvent, decideCheckpoint as decide, type DecisionRequest } from '../../domain/decide';
 import { ValidationError } from '../../domain/errors';
 import { CHECKPOINT_ID } from '../../domain/run';
 
@@ -20,8 +21,12 @@ export async function decideCheckpoint(
     if (!CHECKPOINT_ID.test(checkpointId))
         throw new ValidationError([{ path: '/checkpointId', message: 'is not a checkpoint id' }]);
     const body = await parseBody<DecisionRequest>(req, 'decision-request');
-    const { run, event, eventName } = await decide(deps(), principal, checkpointId, body, 'api', call.correlationID);
-    await durableClient(ctx).raiseEvent(run.id, eventName, event);
+    const d = deps();
+    const outcome = await decide(d, principal, checkpointId, body, 'api', call.correlationID);
+    const { run, eventName } = outcome;
+    // A workflow terminated or purged behind the API's back would never read the decision: CONFLICT, run reconciled.
+    await assertInstanceLive(ctx, d.steps, run, call.correlationID, 'decide');
+    await durableClient(ctx).raiseEvent(run.id, eventName, await attestedEvent(d.decisionSeals, outcome, d.now()));
     return {
         status: 202,
         data: { checkpointId, orchestrationID: run.id, decision: body.decision },

@@ -3,6 +3,7 @@ import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
+import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient, principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
 import { resumeRun } from '../../domain/control';
@@ -28,6 +29,7 @@ export async function resumePipeline(
     assertCanResume(principal);
     if (run.status !== 'Paused' || !run.pause)
         throw new ConflictError(`Only a paused run can be resumed; this one is ${run.status}.`);
+    await assertInstanceLive(ctx, d.steps, run, call.correlationID, 'resume');
     // Wake first, then release: if the release fails, the woken workflow finds the run still held and parks
     // again under the same pauseId, and a retried resume wakes it. The other order could strand it parked.
     const event: ResumeEvent = { pauseId: run.pause.pauseId, actorId: principal.id, correlationID: call.correlationID };

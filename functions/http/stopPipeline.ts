@@ -3,6 +3,7 @@ import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
+import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient, orchestrationOf, principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
 import { abortRun, abortTerminateReason, pauseRun } from '../../domain/control';
@@ -24,6 +25,7 @@ export async function stopPipeline(req: HttpRequest, ctx: InvocationContext, cal
     const d = deps();
     const run = visibleRun(principal, await d.runs.get(body.orchestrationID), body.orchestrationID);
     assertCanStop(principal, run, body.action);
+    await assertInstanceLive(ctx, d.steps, run, call.correlationID, body.action);
     const request = { principal, runId: run.id, reason: body.reason.trim(), correlationID: call.correlationID };
     if (body.action === 'pause') {
         const paused = await pauseRun(d, request);

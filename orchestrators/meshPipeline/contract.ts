@@ -6,9 +6,9 @@ import type { RunStatus, Stage } from '../../domain/pipeline';
 import type { CheckpointSpec } from '../../domain/policy';
 import type { ProjectionChange } from '../../domain/projection';
 import type { Decision } from '../../domain/quorum';
-import type { RecordInput, RunStageInput, RunStageResult } from '../../domain/steps';
+import type { RecordInput, RecordResult, RunStageInput, RunStageResult } from '../../domain/steps';
 
-export type { ProjectionChange, RecordInput, RunStageInput, RunStageResult };
+export type { ProjectionChange, RecordInput, RecordResult, RunStageInput, RunStageResult };
 
 export const MeshPipeline = {
     name: 'meshPipeline',
@@ -37,7 +37,7 @@ export type PipelineOutcome = {
     checkpointId?: string;
 };
 
-/** Raised by the decision endpoint (and signed links) after RBAC and four-eyes checks. */
+/** Raised by the decision endpoint (and signed links) after RBAC and four-eyes checks; the workflow checks again. */
 export interface DecisionEvent {
     /** Unique per decision: a retried raise of the same decision counts once. */
     decisionId: string;
@@ -45,9 +45,15 @@ export interface DecisionEvent {
     decision: Decision;
     actorId: string;
     actorName?: string;
+    /** Sealed (bound to the run and checkpoint) when encryption is on: never plaintext in the durable history. */
     comment?: string;
     channel: 'api' | 'link';
     correlationID: string;
+    /**
+     * Who decided, as the decision path vouches for it (domain/attestation.ts), signed with a host key kept outside
+     * the stores. The workflow counts a decision only if this verifies and still satisfies the checkpoint.
+     */
+    attestation?: string;
 }
 
 /** Raised by /pipeline/resume to wake a workflow parked at a safe point. */

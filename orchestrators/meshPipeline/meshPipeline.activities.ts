@@ -4,12 +4,15 @@ import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
 import { recordStateChange, runStage, type StepPorts } from '../../domain/steps';
-import { MeshPipeline, type RecordInput, type RunStageInput, type RunStageResult } from './contract';
+import { MeshPipeline, type RecordInput, type RecordResult, type RunStageInput, type RunStageResult } from './contract';
 
 export const makeRecord =
     (ports: StepPorts) =>
-    async (input: RecordInput, _ctx: InvocationContext): Promise<void> =>
-        recordStateChange(ports, input);
+    async (input: RecordInput, ctx: InvocationContext): Promise<RecordResult> => {
+        const result = await recordStateChange(ports, input);
+        if (result) ctx.warn(`run ${input.runId}: a decision on ${input.checkpointId} was refused: ${result.refused}`);
+        return result;
+    };
 
 export const makeRunStage =
     (ports: StepPorts) =>

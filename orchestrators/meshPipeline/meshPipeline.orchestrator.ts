@@ -14,10 +14,10 @@
 import type { OrchestrationContext, OrchestrationHandler, Task } from 'durable-functions';
 import * as df from 'durable-functions';
 
-import type { EventType } from '../../domain/audit';
+import type { AuditType } from '../../domain/audit';
 import { type Stage, STAGES } from '../../domain/pipeline';
 import type { CheckpointSpec } from '../../domain/policy';
-import { applyDecision, emptyQuorum } from '../../domain/quorum';
+import { applyDecision, DECISIONS, emptyQuorum } from '../../domain/quorum';
 import { checkpointIdOf, type NextAction } from '../../domain/run';
 import {
     type DecisionEvent,
@@ -27,6 +27,7 @@ import {
     type PipelineOutcome,
     type ProjectionChange,
     type RecordInput,
+    type RecordResult,
     type ResumeEvent,
     type RunStageInput,
     type RunStageResult,
@@ -254,26 +255,33 @@ class Conductor {
                 d = decision.result as DecisionEvent;
             }
 
+            if (!isDecisionEvent(d)) {
+                // Not a decision at all (raised by hand): refused and audited, never allowed to fail the workflow.
+                yield* this.refuse(spec, checkpointId, d);
+                continue;
+            }
             if (seen.has(d.decisionId)) continue; // a retried raise of a decision already counted
             seen.add(d.decisionId);
             const applied = applyDecision(quorum, { actorId: d.actorId, decision: d.decision }, spec.approvals);
             if (!applied.counted) continue; // one person counts once toward a quorum
-            quorum = applied.state;
-            const closed = quorum.outcome !== 'open';
+            const next = applied.state;
+            const closed = next.outcome !== 'open';
             const status =
-                quorum.outcome === 'approved'
+                next.outcome === 'approved'
                     ? 'Approved'
-                    : quorum.outcome === 'rejected'
+                    : next.outcome === 'rejected'
                       ? 'Rejected'
                       : escalated
                         ? 'Escalated'
                         : 'Open';
-            yield* this.record(
+            // The record activity checks the decision (attestation, four-eyes, role, team, open checkpoint) before
+            // it counts; a refused one is audited as such and the checkpoint waits on, its quorum unchanged.
+            const result = yield* this.record(
                 'checkpoint.decided',
                 d.actorId,
                 {
                     ...(closed ? { nextAction: null } : {}),
-                    ...(quorum.outcome === 'approved' ? { status: 'Running' as const } : {}),
+                    ...(next.outcome === 'approved' ? { status: 'Running' as const } : {}),
                     checkpoint: {
                         ...base,
                         status,
@@ -295,11 +303,24 @@ class Conductor {
                     details: {
                         decision: d.decision,
                         channel: d.channel,
-                        approvals: quorum.approvers.length,
+                        approvals: next.approvers.length,
                         required: spec.approvals,
+                    },
+                    decision: {
+                        decisionId: d.decisionId,
+                        decision: d.decision,
+                        actorId: d.actorId,
+                        channel: d.channel,
+                        ...(d.comment !== undefined ? { comment: d.comment } : {}),
+                        ...(d.attestation !== undefined ? { attestation: d.attestation } : {}),
                     },
                 },
             );
+            if (isRefused(result)) {
+                seen.delete(d.decisionId); // a genuine decision under the same id may still come
+                continue;
+            }
+            quorum = next;
             if (quorum.outcome === 'rejected') {
                 yield* this.record(
                     'pipeline.rejected',
@@ -355,7 +376,7 @@ class Conductor {
     // ---- recording ----
 
     private *record(
-        type: EventType,
+        type: AuditType,
         actor: string,
         projection: ProjectionChange,
         extra: {
@@ -364,8 +385,9 @@ class Conductor {
             reason?: string;
             details?: Record<string, unknown>;
             correlationID?: string;
+            decision?: RecordInput['decision'];
         } = {},
-    ): Step<void> {
+    ): Step<RecordResult> {
         const ctx = this.ctx;
         const input: RecordInput = {
             runId: this.input.runId,
@@ -380,14 +402,54 @@ class Conductor {
             ...(extra.reason ? { reason: extra.reason } : {}),
             ...(extra.details ? { details: extra.details } : {}),
             projection,
+            ...(extra.decision ? { decision: extra.decision } : {}),
         };
-        yield ctx.df.callActivityWithRetry(MeshPipeline.activities.record, recordRetry, input);
+        const result = (yield ctx.df.callActivityWithRetry(
+            MeshPipeline.activities.record,
+            recordRetry,
+            input,
+        )) as RecordResult;
+        if (isRefused(result)) return result;
         ctx.df.setCustomStatus({ event: type, iteration: this.iteration, nextAction: projection.nextAction ?? null });
+        return undefined;
+    }
+
+    /** A decision event that is no decision: one `checkpoint.refused` record, nothing else. */
+    private *refuse(spec: CheckpointSpec, checkpointId: string, raised: unknown): Step<void> {
+        const claimed = (raised as { actorId?: unknown } | null)?.actorId;
+        yield* this.record(
+            'checkpoint.refused',
+            typeof claimed === 'string' && claimed !== '' ? claimed.slice(0, 256) : 'unknown',
+            {},
+            { checkpointId, stage: spec.stage, reason: 'decision refused: the event is not a well-formed decision' },
+        );
     }
 
     private now(): string {
         return this.ctx.df.currentUtcDateTime.toISOString();
     }
+}
+
+/** Whether `record` refused a decision (older histories answered null for every record). */
+function isRefused(result: unknown): result is { refused: string } {
+    return (
+        typeof result === 'object' && result !== null && typeof (result as { refused?: unknown }).refused === 'string'
+    );
+}
+
+/** The fields the workflow relies on, so a hand-raised event of any other shape cannot make it fail. */
+function isDecisionEvent(d: unknown): d is DecisionEvent {
+    if (typeof d !== 'object' || d === null) return false;
+    const e = d as Record<string, unknown>;
+    return (
+        typeof e.decisionId === 'string' &&
+        typeof e.actorId === 'string' &&
+        (DECISIONS as readonly unknown[]).includes(e.decision) &&
+        (e.channel === 'api' || e.channel === 'link') &&
+        typeof e.correlationID === 'string' &&
+        (e.comment === undefined || typeof e.comment === 'string') &&
+        (e.actorName === undefined || typeof e.actorName === 'string')
+    );
 }
 
 function retryOptions(firstMs: number, attempts: number, backoff: number, maxMs: number): df.RetryOptions {

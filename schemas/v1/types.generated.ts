@@ -4,7 +4,7 @@
  */
 
 /**
- * The type of an audit record: a lifecycle event (CloudEvents type without the 'mesh.' prefix), or a policy change.
+ * The type of an audit record: a lifecycle event (CloudEvents type without the 'mesh.' prefix), a policy change, a retention purge, or a decision the workflow refused (checkpoint.refused, not published).
  *
  * This interface was referenced by `SchemaTypes`'s JSON-Schema
  * via the `definition` "AuditEventType".
@@ -27,7 +27,8 @@ export type AuditEventType =
     | 'checkpoint.expired'
     | 'checkpoint.escalated'
     | 'policy.updated'
-    | 'retention.purged';
+    | 'retention.purged'
+    | 'checkpoint.refused';
 /**
  * An RFC 3339 date-time, UTC, e.g. 2025-01-31T12:00:00.000Z.
  *

@@ -13,6 +13,7 @@ import type { Decision } from '../../domain/quorum';
 import type { RunDoc } from '../../domain/run';
 import { Api, USERS } from '../support/api';
 import { HostProcess, startHostProcess, waitUntil } from '../support/hostProcess';
+import { managementApi } from '../support/managementApi';
 
 jest.setTimeout(90_000);
 
@@ -292,5 +293,23 @@ describe('concurrent uses and escaping', () => {
         expect(pages.filter((p) => p.status === 410).every((p) => p.code === 'LINK_USED')).toBe(true);
         await awaiting(id, 'improvement');
         expect(await decidedRecords(id, cp)).toHaveLength(1);
+    });
+});
+
+describe('a link whose run’s workflow ended outside the API (issue 10)', () => {
+    it('answers CONFLICT without using the link up; the run is reconciled to Aborted', async () => {
+        const id = await submitHigh('terminated behind the API');
+        const cp = (await awaiting(id, 'taste')).nextAction.checkpointId as string;
+        const token = await link(id, cp, USERS.amir);
+        expect((await managementApi(host, 'POST', `/instances/${id}/terminate?reason=x`)).status).toBeLessThan(300);
+        await waitUntil(async () => {
+            const r = await managementApi(host, 'GET', `/instances/${id}`);
+            return ((await r.json()) as { runtimeStatus?: string }).runtimeStatus === 'Terminated';
+        }, 'the instance to be terminated');
+        const p = await page('POST', token);
+        expect([p.status, p.code]).toEqual([409, 'CONFLICT']);
+        expect((await page('POST', token)).code).toBe('CONFLICT');
+        expect((await status(id)).status).toBe('Aborted');
+        expect(await decidedRecords(id, cp)).toHaveLength(0);
     });
 });

@@ -505,6 +505,14 @@ describe('meshPipeline: checkpoints', () => {
                     },
                 },
             },
+            // What the record activity checks before the decision counts (the attestation, when the event has one).
+            decision: {
+                decisionId: approve.decisionId,
+                decision: 'approve',
+                actorId: 'approver-1',
+                channel: 'api',
+                comment: approve.comment,
+            },
         });
         expect(s.last.timers.find((t) => t.id === timer.id)?.canceled).toBe(true);
         expect(s.timers()).toEqual([]);
@@ -1375,5 +1383,94 @@ describe('meshPipeline: known defects (it.failing: each passes while the defect 
         await s.complete();
         expect(waitsFor(s, decisionEvent(TASTE, true))).toBe(escalatedWaits);
         expect(pendingRecord(s)).toMatchObject({ type: 'checkpoint.expired' });
+    });
+});
+
+describe('meshPipeline: the workflow re-checks every decision (record refuses what fails)', () => {
+    const refused = { refused: 'the decision carries no attestation' };
+
+    it('a refused decision leaves the quorum unchanged: the checkpoint waits on, the same deadline, a fresh waiter', async () => {
+        const s = await atFirstCheckpoint(HIGH);
+        const deadline = s.deadlineTimer().fireAt;
+        const forged = { ...decision(TASTE, 'approve', 'submitter-1'), attestation: 'v1.forged' };
+        await decide(s, forged);
+        expect(pendingRecord(s)).toMatchObject({
+            type: 'checkpoint.decided',
+            actor: 'submitter-1',
+            decision: { decisionId: forged.decisionId, actorId: 'submitter-1', attestation: 'v1.forged' },
+        });
+        await s.complete(refused);
+        // Not counted: no stage runs, the run still waits at the same checkpoint and deadline.
+        expectAwaitingDecision(s, decisionEvent(TASTE, false), deadline);
+        expect(s.stageCalls().map((c) => c.stage)).toEqual(['generation', 'filtering', 'creativity']);
+        expect(s.last.customStatus).toMatchObject({ event: 'checkpoint.opened' });
+        // A genuine approval afterwards counts and the run goes on.
+        await decide(s, decision(TASTE, 'approve'));
+        await s.complete();
+        expect(s.last.next).toEqual([A.runStage]);
+        expect(s.trail().filter((t) => t === 'checkpoint.decided')).toHaveLength(2);
+        await verified(s);
+    });
+
+    it('a refused approval does not take a quorum seat: with two approvals required, two genuine ones are still needed', async () => {
+        const two = [spec({ approvals: 2 })];
+        const s = await atFirstCheckpoint(two);
+        await decide(s, decision(TASTE, 'approve', 'approver-1'));
+        await s.complete(refused); // e.g. forged as approver-1
+        await decide(s, decision(TASTE, 'approve', 'approver-1')); // the real approver-1: a new decision id
+        await s.complete();
+        expect(s.pending()).toEqual([]);
+        expect(s.done).toBe(false);
+        await decide(s, decision(TASTE, 'approve', 'approver-1')); // the same person again: not counted, nothing recorded
+        expect(s.pending()).toEqual([]);
+        await decide(s, decision(TASTE, 'approve', 'approver-2'));
+        expect(pendingRecord(s).projection.checkpoint?.status).toBe('Approved');
+        await s.complete();
+        expect(s.last.next).toEqual([A.runStage]);
+        await verified(s);
+    });
+
+    it('a refused decision id may still arrive genuinely: only a counted one is remembered', async () => {
+        const s = await atFirstCheckpoint(HIGH);
+        const d = decision(TASTE, 'approve');
+        await raiseOn(s, false, d);
+        await s.complete(refused);
+        await raiseOn(s, false, d);
+        expect(pendingRecord(s).decision?.decisionId).toBe(d.decisionId);
+        await s.complete();
+        expect(s.last.next).toEqual([A.runStage]);
+        await verified(s);
+    });
+
+    it('an event that is no decision at all is refused and audited, and cannot fail the workflow', async () => {
+        const s = await atFirstCheckpoint(HIGH);
+        const deadline = s.deadlineTimer().fireAt;
+        await s.raise(decisionEvent(TASTE, false), { actorId: 'mallory', decision: 'approve' });
+        expect(pendingRecord(s)).toMatchObject({
+            type: 'checkpoint.refused',
+            actor: 'mallory',
+            checkpointId: TASTE,
+            projection: {},
+        });
+        await s.complete();
+        expect(s.last.error).toBeUndefined();
+        expectAwaitingDecision(s, decisionEvent(TASTE, false), deadline);
+        await s.raise(decisionEvent(TASTE, false), null);
+        expect(pendingRecord(s)).toMatchObject({ type: 'checkpoint.refused', actor: 'unknown' });
+        await s.complete();
+        await decide(s, decision(TASTE, 'reject'));
+        await s.drive();
+        expect(s.output).toEqual({ status: 'Rejected', stage: 'taste', checkpointId: TASTE });
+        await verified(s);
+    });
+
+    it('a refused rejection does not end the run', async () => {
+        const s = await atFirstCheckpoint(HIGH);
+        await decide(s, decision(TASTE, 'reject', 'submitter-1'));
+        await s.complete(refused);
+        expect(s.done).toBe(false);
+        expect(ofType(s, 'pipeline.rejected')).toEqual([]);
+        expectAwaitingDecision(s, decisionEvent(TASTE, false), s.deadlineTimer().fireAt);
+        await verified(s);
     });
 });
