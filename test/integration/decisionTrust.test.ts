@@ -135,8 +135,7 @@ describe('the workflow re-checks every decision', () => {
         const shown = await statusOf(other.id);
         const decision = shown.checkpoints.find((c: any) => c.checkpointId === other.checkpointId).decisions[0];
         expect(decision).toMatchObject({ actor: USERS.ava.sub, decision: 'approve' }); // status shows no comments
-        // The local Event Grid store (eventgrid.sqlite*) is sealed by the privacy change of this issue, not this one.
-        const files = filesUnder(host.dataDir).filter((f) => !/eventgrid\.sqlite/.test(f));
+        const files = filesUnder(host.dataDir);
         expect(files.some((f) => /durable\.sqlite$/.test(f))).toBe(true);
         expect(files.filter((f) => readFileSync(f).includes(canary))).toEqual([]);
     });
