@@ -5,6 +5,7 @@
  * combinations no single parser can see, e.g. the Cosmos DB store with encryption on but neither Key Vault nor local
  * keys. Messages name settings and say what to do; they never quote secret values.
  */
+import { parseAuditChainConfig } from './audit/config';
 import {
     parseAuthConfig,
     parseEventWebhookConfig,
@@ -17,6 +18,7 @@ import {
 } from './config';
 import { parseCosmosConfig } from './cosmos/config';
 import { parseCryptoConfig } from './crypto/config';
+import { decisionKeysSecret } from './crypto/decisionSeals';
 import { parseGroupMappings } from './directory/entraDirectory';
 import { parseEngineConfig } from './engines/config';
 import { parseEventGridConfig } from './eventGrid/config';
@@ -68,6 +70,13 @@ export async function configurationProblems(env: Env, cwd = process.cwd()): Prom
     parse(() => parseScaleConfig(env));
     parse(() => parseEngineConfig(env));
     parse(() => parseEventGridConfig(env));
+    const chain = parse(() => parseAuditChainConfig(env, cwd));
+    if (chain?.anchor.kind === 'none')
+        problems.push(
+            "MESH_AUDIT_ANCHOR_CONTAINER_URL is required: each run's audit head is anchored outside the audit store " +
+                '(on Azure the WORM blob container from the Bicep; for local operation set MESH_KEYS_DIR or ' +
+                'MESH_AUDIT_ANCHOR_DIR)',
+        );
     const groups = env.MESH_DIRECTORY_GROUPS?.trim();
     if (groups) parse(() => parseGroupMappings(groups));
 
@@ -89,6 +98,10 @@ export async function configurationProblems(env: Env, cwd = process.cwd()): Prom
             missing.push(`the data key ring '${crypto.keysSecret}' (encryption is on: MESH_ENCRYPTION)`);
         if ((await local.get(links.keysSecret)) === undefined)
             missing.push(`the approval-link signing keys '${links.keysSecret}'`);
+        if (chain && (await local.get(chain.keysSecret)) === undefined)
+            missing.push(`the audit chain keys '${chain.keysSecret}'`);
+        const decisions = decisionKeysSecret(env);
+        if ((await local.get(decisions)) === undefined) missing.push(`the decision attestation keys '${decisions}'`);
         if (missing.length > 0)
             problems.push(
                 `KEY_VAULT_URL is required: MESH_STORE=${store?.kind ?? 'cosmos'} needs ${missing.join(' and ')}. ` +

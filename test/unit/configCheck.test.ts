@@ -23,6 +23,15 @@ const AZURE: Record<string, string> = {
     COSMOS_ENDPOINT: 'https://acct.documents.azure.com:443/',
     KEY_VAULT_URL: 'https://vault.vault.azure.net',
     PUBLIC_BASE_URL: 'https://mesh.example.com',
+    MESH_AUDIT_ANCHOR_CONTAINER_URL: 'https://anchors.blob.core.windows.net/audit-anchors',
+};
+
+/** The four key rings as app settings (Key Vault references on Azure). */
+const KEYS_AS_SETTINGS = {
+    MESH_DATA_KEYS: '{…}',
+    MESH_LINK_KEYS: '{…}',
+    MESH_AUDIT_KEYS: '{…}',
+    MESH_DECISION_KEYS: '{…}',
 };
 
 /** A directory without local.settings.json, so only the environment counts. */
@@ -48,6 +57,8 @@ describe('configuration check at start-up', () => {
             /KEY_VAULT_URL is required: MESH_STORE=cosmos needs the data key ring 'mesh-data-keys'/,
         );
         expect(message).toContain("approval-link signing keys 'mesh-link-keys'");
+        expect(message).toContain("audit chain keys 'mesh-audit-keys'");
+        expect(message).toContain("decision attestation keys 'mesh-decision-keys'");
         expect(message).toContain('MESH_KEYS_DIR');
         expect((err as ConfigurationError).problems).toHaveLength(1);
     });
@@ -65,7 +76,7 @@ describe('configuration check at start-up', () => {
 
     it('keys given as app settings (Key Vault references) satisfy it; encryption off needs no data keys', async () => {
         const env = without(AZURE, 'KEY_VAULT_URL');
-        expect(await configurationProblems({ ...env, MESH_DATA_KEYS: '{…}', MESH_LINK_KEYS: '{…}' }, cwd)).toEqual([]);
+        expect(await configurationProblems({ ...env, ...KEYS_AS_SETTINGS }, cwd)).toEqual([]);
         const off = await configurationProblems({ ...env, MESH_ENCRYPTION: 'off' }, cwd);
         expect(off).toHaveLength(1);
         expect(off[0]).toContain("'mesh-link-keys'");
@@ -74,10 +85,7 @@ describe('configuration check at start-up', () => {
 
     it('local.settings.json holding the secrets satisfies it (as the local secret store reads it)', async () => {
         const dir = mkdtempSync(join(tmpdir(), 'mesh-config-'));
-        writeFileSync(
-            join(dir, 'local.settings.json'),
-            JSON.stringify({ Values: { MESH_DATA_KEYS: 'x', MESH_LINK_KEYS: 'y' } }),
-        );
+        writeFileSync(join(dir, 'local.settings.json'), JSON.stringify({ Values: KEYS_AS_SETTINGS }));
         expect(await configurationProblems(without(AZURE, 'KEY_VAULT_URL'), dir)).toEqual([]);
     });
 
@@ -121,6 +129,13 @@ describe('configuration check at start-up', () => {
             expect([setting, err.problems.some((p) => p.includes(setting))]).toEqual([setting, true]);
         expect(err.message).toMatch(/^Invalid configuration: the app cannot start \(\d+ problems\):\n {2}- /);
         expect(err.message).not.toContain('super-secret-key');
+    });
+
+    it('an audit anchor store is required: the WORM container on Azure, local keys locally', async () => {
+        const problems = await configurationProblems(without(AZURE, 'MESH_AUDIT_ANCHOR_CONTAINER_URL'), cwd);
+        expect(problems).toEqual([expect.stringContaining('MESH_AUDIT_ANCHOR_CONTAINER_URL is required')]);
+        const local = { ...without(AZURE, 'MESH_AUDIT_ANCHOR_CONTAINER_URL', 'KEY_VAULT_URL'), MESH_KEYS_DIR: '/k' };
+        expect(await configurationProblems(local, cwd)).toEqual([]);
     });
 
     it('an unknown store is named', async () => {
