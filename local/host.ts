@@ -20,7 +20,7 @@ import { EVENTGRID_PATH, LocalEventGrid } from './eventGrid/localEventGrid';
 import { retryScaleFromEnv, subscriptionsFromEnv } from './eventGrid/subscriptions';
 import { HostConfig } from './hostConfig';
 import { HostKeys, loadOrCreateHostKeys } from './hostKeys';
-import { createRequestListener, startingListener } from './http/server';
+import { answerClientError, createRequestListener, startingListener } from './http/server';
 import { keysDirFrom, loadOrCreateSigningKey, LOCAL_AUDIENCE, LOCAL_ISSUER, publicJwks } from './identity';
 import { DurableClientData, durableClientData, HostLog } from './invoke';
 import { loadApp } from './loadApp';
@@ -57,6 +57,8 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     let listener: RequestListener = startingListener;
     const server = createServer((req, res) => listener(req, res));
     server.keepAliveTimeout = 65_000;
+    // Requests Node's parser refuses (an over-long URL or headers, malformed HTTP) are answered in the envelope too.
+    server.on('clientError', answerClientError);
     const port = await new Promise<number>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.bindAddress, () => resolve((server.address() as AddressInfo).port));

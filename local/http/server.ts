@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 
 import { HttpRequest, HttpResponse } from '@azure/functions';
@@ -159,6 +160,42 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
 export const startingListener: RequestListener = (_req, res) => {
     writeJson(res, 503, envelopeError('UNAVAILABLE', 'The host is starting.'), { 'retry-after': '1' });
 };
+
+/**
+ * The server's `clientError`: a request Node's parser refused before any handler ran. Where a response can still be
+ * written it is a 400 `VALIDATION_FAILED` in the envelope (Node's default is a bare 431 or 400): the HTTP status
+ * matches the error code, as SPEC's envelope requires, and the message says what was wrong. The connection is closed.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+    }
+    const message =
+        err.code === 'HPE_HEADER_OVERFLOW' || err.code === 'HPE_URI_TOO_LONG'
+            ? 'The request URL or headers are too long.'
+            : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
+              ? 'The request did not arrive completely in time.'
+              : 'The request is not valid HTTP.';
+    const correlationID = randomUUID();
+    const body = JSON.stringify({
+        error_code: 'VALIDATION_FAILED',
+        message,
+        correlationID,
+        data: { errors: [{ path: '/', message }] },
+    });
+    socket.end(
+        [
+            'HTTP/1.1 400 Bad Request',
+            'content-type: application/json; charset=utf-8',
+            `content-length: ${Buffer.byteLength(body)}`,
+            `x-correlation-id: ${correlationID}`,
+            'connection: close',
+            '',
+            body,
+        ].join('\r\n'),
+    );
+}
 
 function writeResponse(req: IncomingMessage, res: ServerResponse, result: unknown): void {
     const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
