@@ -36,7 +36,8 @@ export interface Page<T> {
 export interface RunStore {
     /**
      * Creates the run, or, when `idempotencyKey` was already used by the same caller, returns the run that
-     * key created (`created: false`) and changes nothing.
+     * key created (`created: false`) and changes nothing. The key is stored with `idempotencyFingerprint`; a reuse
+     * whose fingerprint differs from the stored one throws `ConflictError` (a key stored without one replays).
      */
     create(run: RunDoc): Promise<{ run: RunDoc; created: boolean }>;
     get(id: string): Promise<RunDoc | undefined>;

@@ -2,6 +2,7 @@
  * A run as the API shows it: the projection every state change updates, so status and list reads never
  * replay history.
  */
+import { ConflictError } from './errors';
 import { Position, RiskLevel, RunStatus, Stage, StageState } from './pipeline';
 import { Channel, CheckpointSpec, OnTimeout } from './policy';
 import { Role } from './principal';
@@ -79,6 +80,11 @@ export interface RunDoc {
     correlationID: string;
     traceparent: string;
     idempotencyKey?: string;
+    /**
+     * With `idempotencyKey`: SHA-256 (hex) of the RFC 8785 canonical JSON of the validated request body, so a reused
+     * key with a different body is told apart from a retry. Runs created before it existed have none.
+     */
+    idempotencyFingerprint?: string;
     /** Set while an operator holds the run; the workflow parks at its next safe point until resumed. */
     pause?: PauseRequest;
     /** While paused: the status the run returns to on resume (kept current as the workflow moves on). */
@@ -107,3 +113,14 @@ export function runIdOfCheckpoint(checkpointId: string): string | undefined {
 export const RUN_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export const CHECKPOINT_ID =
     /^[A-Za-z0-9_-]{1,64}\.\d{1,4}\.(generation|filtering|creativity|taste|improvement)\.(before|after)\.\d{1,3}$/;
+
+/**
+ * For stores: a reused Idempotency-Key must come with the request it was first used for. Throws `ConflictError` when
+ * both fingerprints are known and differ; a key stored without one (before fingerprints existed) replays as before.
+ */
+export function assertSameRequest(stored: string | undefined, given: string | undefined): void {
+    if (stored !== undefined && given !== undefined && stored !== given)
+        throw new ConflictError(
+            'This Idempotency-Key was already used with a different request body; use a new key for a new request.',
+        );
+}

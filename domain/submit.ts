@@ -2,6 +2,9 @@
  * Submitting a run: who may, which checkpoints the policy places on it (fixed now, for the run's life), and
  * the idempotent creation of its projection and first audit record.
  */
+import { createHash } from 'node:crypto';
+
+import { canonicalJson } from './audit';
 import { initialStages } from './pipeline';
 import { checkpointsFor, type CheckpointSpec } from './policy';
 import type { AuditLog, PolicyStore, RunStore } from './ports';
@@ -73,7 +76,9 @@ export async function submitRun(
         input: body.input,
         correlationID: c.correlationID,
         traceparent: c.traceparent,
-        ...(c.idempotencyKey ? { idempotencyKey: c.idempotencyKey } : {}),
+        ...(c.idempotencyKey
+            ? { idempotencyKey: c.idempotencyKey, idempotencyFingerprint: requestFingerprint(body) }
+            : {}),
     };
     const result = await ports.runs.create(run);
     // Appending is idempotent by eventId, so a retried submission that crashed here completes the record.
@@ -93,6 +98,11 @@ export async function submitRun(
         },
     });
     return result;
+}
+
+/** SHA-256 (hex) of the RFC 8785 canonical JSON of a validated submit request: what an Idempotency-Key stands for. */
+export function requestFingerprint(body: SubmitRequest): string {
+    return createHash('sha256').update(canonicalJson(body), 'utf8').digest('hex');
 }
 
 /** The orchestration input of a run: its own fixed checkpoint specs, never the policy as it is now. */

@@ -3,8 +3,7 @@
  * embedded engine, serves its HTTP functions and runs its other triggers. `startHost` is used by
  * `npm start` (main.ts), the integration tests and the benchmarks alike.
  */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, RequestListener } from 'node:http';
 import { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -21,7 +20,8 @@ import { EVENTGRID_PATH, LocalEventGrid } from './eventGrid/localEventGrid';
 import { loadEventGridCipher } from './eventGrid/storeCipher';
 import { retryScaleFromEnv, subscriptionsFromEnv } from './eventGrid/subscriptions';
 import { HostConfig } from './hostConfig';
-import { createRequestListener, startingListener } from './http/server';
+import { HostKeys, loadOrCreateHostKeys } from './hostKeys';
+import { answerClientError, createRequestListener, startingListener } from './http/server';
 import { keysDirFrom, loadOrCreateSigningKey, LOCAL_AUDIENCE, LOCAL_ISSUER, publicJwks } from './identity';
 import { DurableClientData, durableClientData, HostLog } from './invoke';
 import { loadApp } from './loadApp';
@@ -34,7 +34,10 @@ export interface RunningHost {
     store: DurableStore;
     /** The local Event Grid topic the app publishes its lifecycle events to. */
     eventGrid: LocalEventGrid;
+    /** The function key (authLevel function routes). */
     functionKey: string;
+    /** The host's keys (`<MESH_KEYS_DIR>/host-keys.json`); `keys.masterKey` opens the host-internal routes. */
+    keys: HostKeys;
     functions: string[];
     /** The simulated engines' URLs, when the host runs them. */
     engineUrls?: Record<string, string>;
@@ -50,6 +53,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     // keys here too, where Azure needs Key Vault (adapters/configCheck.ts).
     process.env.MESH_KEYS_DIR = keysDir;
     const signingKey = await loadOrCreateSigningKey(keysDir);
+    const keys = await loadOrCreateHostKeys(keysDir, config.dataDir);
     const jwks = publicJwks(signingKey);
 
     const store = new DurableStore(config.dataDir, config.sqliteSync);
@@ -57,6 +61,8 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     let listener: RequestListener = startingListener;
     const server = createServer((req, res) => listener(req, res));
     server.keepAliveTimeout = 65_000;
+    // Requests Node's parser refuses (an over-long URL or headers, malformed HTTP) are answered in the envelope too.
+    server.on('clientError', answerClientError);
     const port = await new Promise<number>((resolve, reject) => {
         server.once('error', reject);
         server.listen(config.port, config.bindAddress, () => resolve((server.address() as AddressInfo).port));
@@ -109,16 +115,15 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         registrations.entities.set(f.name.toLowerCase(), f.handler as unknown as EntityHandler);
 
     const engine = new DurableEngine(store, registrations, config.limits, log);
-    const clientData: DurableClientData = durableClientData(origin, config.taskHub);
-    const functionKey = loadOrCreateFunctionKey(config.dataDir);
+    const clientData: DurableClientData = durableClientData(origin, config.taskHub, keys.masterKey);
     if (process.env.MESH_DURABLE_CLIENT_TRANSPORT !== 'http')
-        answerDurableClientInProcess(origin, engine, () => clientData);
+        answerDurableClientInProcess(origin, engine, () => clientData, keys.masterKey);
     listener = createRequestListener({
         registry,
         engine,
         clientData: () => clientData,
         routePrefix: config.routePrefix,
-        functionKey,
+        keys,
         hostRoutes: { [JWKS_PATH]: () => ({ status: 200, body: jwks }) },
         hostHandlers: { [EVENTGRID_PATH]: eventGrid.handle },
         log,
@@ -157,7 +162,8 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         engine,
         store,
         eventGrid,
-        functionKey,
+        functionKey: keys.functionKey,
+        keys,
         functions: [...registry.functions.keys()],
         ...(engines ? { engineUrls: engines.urls } : {}),
         async stop() {
@@ -179,13 +185,4 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
             store.close();
         },
     };
-}
-
-/** The key for authLevel function/admin routes, kept with the host's state like the Functions host's secrets. */
-function loadOrCreateFunctionKey(dataDir: string): string {
-    const file = join(dataDir, 'host-keys.json');
-    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { functionKey: string }).functionKey;
-    const key = randomBytes(32).toString('base64url');
-    writeFileSync(file, JSON.stringify({ functionKey: key }), { mode: 0o600 });
-    return key;
 }

@@ -14,20 +14,28 @@ export interface DurableClientData {
     managementUrls: Record<string, string>;
     baseUrl: string;
     requiredQueryStringParameters: string;
-    rpcBaseUrl: string;
+    /** The Durable extension's local-only endpoint; this host does not hand it out (see durableClientData). */
+    rpcBaseUrl?: string;
 }
 
 export type HostLog = (level: string, message: string) => void;
 
-export function durableClientData(origin: string, taskHub: string): DurableClientData {
+/**
+ * The DurableClient's binding data: the management API's webhook URLs, each carrying the host's system key
+ * (`code`), as the Functions host hands them out. No `rpcBaseUrl`: on Azure that endpoint listens on localhost only,
+ * and its URLs cannot carry a key (the SDK builds them with `new URL(path, rpcBaseUrl)`), so the client uses the
+ * keyed webhook URLs instead.
+ */
+export function durableClientData(origin: string, taskHub: string, systemKey: string): DurableClientData {
     const base = `${origin}/runtime/webhooks/durabletask`;
-    const qs = `taskHub=${taskHub}&connection=Storage&code=local`;
+    const code = encodeURIComponent(systemKey);
+    const qs = `taskHub=${taskHub}&connection=Storage&code=${code}`;
     const instance = `${base}/instances/INSTANCEID`;
     return {
         taskHubName: taskHub,
         creationUrls: {
-            createNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?code=local`,
-            waitOnNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=local`,
+            createNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?code=${code}`,
+            waitOnNewInstancePostUri: `${base}/orchestrators/{functionName}[/{instanceId}]?timeout={timeoutInSeconds}&pollingInterval={intervalInSeconds}&code=${code}`,
         },
         managementUrls: {
             id: 'INSTANCEID',
@@ -42,7 +50,6 @@ export function durableClientData(origin: string, taskHub: string): DurableClien
         },
         baseUrl: base,
         requiredQueryStringParameters: qs,
-        rpcBaseUrl: `${origin}/durabletask/`,
     };
 }
 

@@ -2,10 +2,12 @@
  * `npm start`: the whole product on one machine. Starts the embedded host on PORT (default 7071, as
  * `func start`), prints what it serves, and stops cleanly on SIGINT/SIGTERM.
  */
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import { startHost } from './host';
 import { hostConfig } from './hostConfig';
+import { HOST_KEYS_FILE } from './hostKeys';
+import { keysDirFrom } from './identity';
 
 const QUIET = new Set(['trace', 'debug']);
 
@@ -43,7 +45,7 @@ async function main(): Promise<void> {
             `Mesh Orchestrator (embedded host) listening on ${host.origin}`,
             `  functions:      ${host.functions.length} registered (${host.functions.join(', ')})`,
             `  health:         ${host.origin}/health/live  ${host.origin}/health/ready`,
-            `  durable API:    ${host.origin}/runtime/webhooks/durabletask/`,
+            `  durable API:    ${host.origin}/runtime/webhooks/durabletask/ (x-functions-key: masterKey of ${join(keysDirFrom(process.env), HOST_KEYS_FILE)})`,
             `  local JWKS:     ${host.origin}/.well-known/jwks.json`,
             `  OpenAPI:        ${host.origin}/openapi.json`,
             ...(host.engineUrls

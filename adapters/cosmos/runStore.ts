@@ -9,7 +9,9 @@
  * **Idempotency.** No transaction spans two items, so a keyed create writes the key first: an item whose id is
  * sha256(createdBy \n key) (keys are per creator) holding the run id. A 409 on it means the key was used: its run is
  * answered (`created: false`), or, when that run does not exist (a crash between the two writes, or the first
- * creator still on its way), created under that id, so a key never ends up with two runs. Of concurrent creators
+ * creator still on its way), created under that id, so a key never ends up with two runs. The key item also holds
+ * the request's fingerprint: a reuse with a different one is CONFLICT (an item without one, written before
+ * fingerprints existed, replays as before). Of concurrent creators
  * that race for the one run id, the one whose run create succeeds says `created: true`; the others read the run.
  * Key items expire with the container's TTL (`COSMOS_TTL_DAYS_IDEMPOTENCY`), far beyond any client retry; the
  * embedded store keeps a key as long as its run. Retention deletes the key of a purged run.
@@ -40,7 +42,7 @@ import type { Container, ItemDefinition, SqlParameter } from '@azure/cosmos';
 
 import { ConflictError, NotFoundError } from '../../domain/errors';
 import { Page, RunFilter, RunStore } from '../../domain/ports';
-import { RunDoc } from '../../domain/run';
+import { assertSameRequest, RunDoc } from '../../domain/run';
 import {
     backoff,
     badToken,
@@ -74,6 +76,8 @@ export type RunItem = RunDoc & {
 interface IdempotencyItem extends ItemDefinition {
     id: string;
     runId: string;
+    /** SHA-256 of the canonical request body the key was first used with (absent on items from before). */
+    fingerprint?: string;
 }
 
 interface OutputItem extends ItemDefinition {
@@ -110,18 +114,25 @@ export class CosmosRunStore implements RunStore {
             let target = run;
             let ownKey: string | undefined;
             try {
-                ownKey = (await idempotency.items.create<IdempotencyItem>({ id: keyId, runId: run.id })).etag;
+                const item: IdempotencyItem = {
+                    id: keyId,
+                    runId: run.id,
+                    ...(run.idempotencyFingerprint ? { fingerprint: run.idempotencyFingerprint } : {}),
+                };
+                ownKey = (await idempotency.items.create<IdempotencyItem>(item)).etag;
             } catch (e: unknown) {
                 if (!isConflict(e)) throw e;
                 const used = (await idempotency.item(keyId, keyId).read<IdempotencyItem>()).resource;
                 if (!used) continue; // purged between our create and read: the key is free again
                 const existing = await this.get(used.runId);
-                if (existing && ours(existing)) return { run: existing, created: false };
-                if (existing) {
+                if (existing && !ours(existing)) {
                     // The key names another creator's run: a compensation below that failed. Drop it, try again.
                     await this.dropKey(idempotency, keyId, used._etag);
                     continue;
                 }
+                // The key is ours: a retry of the same request replays, another request with it is CONFLICT.
+                assertSameRequest(used.fingerprint, run.idempotencyFingerprint);
+                if (existing) return { run: existing, created: false };
                 target = { ...run, id: used.runId };
             }
             try {

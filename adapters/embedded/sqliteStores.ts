@@ -34,7 +34,7 @@ import {
     RunFilter,
     RunStore,
 } from '../../domain/ports';
-import { RunDoc } from '../../domain/run';
+import { assertSameRequest, RunDoc } from '../../domain/run';
 import { type ChainKeyLoader, ephemeralChainKeys } from '../audit/chainKeys';
 
 /** Every store of the app over the embedded database. */
@@ -49,9 +49,11 @@ export const MAX_AUDIT_PAGE = 1000;
 
 /**
  * 1: runs, run_outputs, audit, outbox, policies, link_uses.
- * 2: runs.updated_at (retention), admission_slots, rate_windows. `migrate` brings a version 1 database up.
+ * 2: runs.updated_at (retention), admission_slots, rate_windows.
+ * 3: runs.idempotency_fingerprint (a reused Idempotency-Key with another body is CONFLICT).
+ * `migrate` brings an older database up.
  */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -61,6 +63,7 @@ CREATE TABLE IF NOT EXISTS runs (
     id TEXT PRIMARY KEY,
     created_by TEXT NOT NULL,
     idempotency_key TEXT,
+    idempotency_fingerprint TEXT,
     status TEXT NOT NULL,
     team TEXT NOT NULL,
     current_stage TEXT,
@@ -154,6 +157,9 @@ function migrate(db: Database.Database): void {
                 strftime('%Y-%m-%dT%H:%M:%fZ', json_extract(doc, '$.updatedAt')), created_at)`,
         );
     }
+    // Version 3: keys stored before have no fingerprint (NULL) and replay as before.
+    if (!runColumns.some((c) => c.name === 'idempotency_fingerprint'))
+        db.exec('ALTER TABLE runs ADD COLUMN idempotency_fingerprint TEXT');
     db.exec(`
         CREATE INDEX IF NOT EXISTS runs_by_ended ON runs (status, updated_at);
         CREATE INDEX IF NOT EXISTS link_uses_by_used_at ON link_uses (used_at);
@@ -325,17 +331,18 @@ class SqliteRunStore implements RunStore {
     ) {
         this.stmt = {
             get: db.prepare<[string], RunRow>('SELECT doc, etag, change_seq FROM runs WHERE id = ?'),
-            byIdempotencyKey: db.prepare<[string, string], RunRow>(
-                'SELECT doc, etag, change_seq FROM runs WHERE created_by = ? AND idempotency_key = ?',
+            byIdempotencyKey: db.prepare<[string, string], RunRow & { idempotency_fingerprint: string | null }>(
+                `SELECT doc, etag, change_seq, idempotency_fingerprint FROM runs
+                 WHERE created_by = ? AND idempotency_key = ?`,
             ),
             nextChange: db.prepare<[], { value: number }>(
                 "UPDATE meta SET value = value + 1 WHERE name = 'change_seq' RETURNING value",
             ),
             insert: db.prepare(
-                `INSERT INTO runs (id, created_by, idempotency_key, status, team, current_stage, created_at, updated_at,
-                 search, etag, change_seq, doc)
-                 VALUES (@id, @createdBy, @idempotencyKey, @status, @team, @currentStage, @createdAt, @updatedAt,
-                 @search, 1, @changeSeq, @doc)`,
+                `INSERT INTO runs (id, created_by, idempotency_key, idempotency_fingerprint, status, team, current_stage,
+                 created_at, updated_at, search, etag, change_seq, doc)
+                 VALUES (@id, @createdBy, @idempotencyKey, @idempotencyFingerprint, @status, @team, @currentStage,
+                 @createdAt, @updatedAt, @search, 1, @changeSeq, @doc)`,
             ),
             update: db.prepare(
                 // Only the columns a run's life changes: SQLite then leaves the creator/team/creation indexes alone.
@@ -361,7 +368,10 @@ class SqliteRunStore implements RunStore {
         return this.commits.run(() => {
             if (run.idempotencyKey !== undefined) {
                 const same = this.stmt.byIdempotencyKey.get(run.createdBy, run.idempotencyKey);
-                if (same) return { run: parseRun(same), created: false };
+                if (same) {
+                    assertSameRequest(same.idempotency_fingerprint ?? undefined, run.idempotencyFingerprint);
+                    return { run: parseRun(same), created: false };
+                }
             }
             if (this.stmt.get.get(run.id)) throw new ConflictError(`Run ${run.id} already exists.`, { id: run.id });
             const columns = columnsOf(run);
@@ -494,6 +504,7 @@ function columnsOf(run: RunDoc) {
         id: run.id,
         createdBy: run.createdBy,
         idempotencyKey: run.idempotencyKey ?? null,
+        idempotencyFingerprint: run.idempotencyKey !== undefined ? (run.idempotencyFingerprint ?? null) : null,
         status: run.status,
         team: run.metadata.team,
         currentStage: run.currentStage,

@@ -9,7 +9,7 @@ import type { DecisionOutcome } from '../../domain/decide';
 import { DomainError, type ErrorCode, PayloadTooLargeError, ValidationError } from '../../domain/errors';
 import type { LinkClaims, LinkReview } from '../../domain/links';
 import type { Decision } from '../../domain/quorum';
-import { readJson } from './envelope';
+import { readJson, requireUtf8 } from './envelope';
 import { readCapped } from './streams';
 import { validate } from './validation';
 
@@ -128,6 +128,7 @@ export async function readLinkComment(req: HttpRequest): Promise<string | undefi
     if (type === 'application/json') {
         body = await readJson(req, MAX_FORM_BYTES);
     } else {
+        requireUtf8(req);
         if (Number(req.headers.get('content-length') ?? NaN) > MAX_FORM_BYTES)
             throw new PayloadTooLargeError(MAX_FORM_BYTES);
         const bytes = await readCapped(

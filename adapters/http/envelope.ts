@@ -124,6 +124,7 @@ export function requireApiVersion(req: HttpRequest): string {
 export async function readJson(req: HttpRequest, maxBytes = ONE_MIB): Promise<unknown> {
     const mediaType = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (mediaType !== 'application/json') throw new ValidationError('content-type must be application/json');
+    requireUtf8(req);
     const declared = Number(req.headers.get('content-length') ?? NaN);
     if (declared > maxBytes) throw new PayloadTooLargeError(maxBytes);
 
@@ -139,6 +140,30 @@ export async function readJson(req: HttpRequest, maxBytes = ONE_MIB): Promise<un
     } catch {
         // The parser's message quotes the input; a fixed message is enough and echoes nothing.
         throw new ValidationError(text.trim() === '' ? 'request body is required' : 'request body is not valid JSON');
+    }
+}
+
+/**
+ * Refuses a body whose content-type names a charset other than UTF-8 (`charset=iso-8859-1`, `utf-16`): its bytes
+ * would be read as UTF-8 and mean something else. No charset, or `utf-8` in any case, is accepted.
+ */
+export function requireUtf8(req: HttpRequest): void {
+    const contentType = req.headers.get('content-type') ?? '';
+    for (const param of contentType.split(';').slice(1)) {
+        const eq = param.indexOf('=');
+        if (eq < 0 || param.slice(0, eq).trim().toLowerCase() !== 'charset') continue;
+        const charset = param
+            .slice(eq + 1)
+            .trim()
+            .replace(/^"(.*)"$/, '$1')
+            .toLowerCase();
+        if (charset !== 'utf-8')
+            throw new ValidationError([
+                {
+                    path: '/headers/content-type',
+                    message: `charset must be utf-8 (or absent), not '${charset.slice(0, 40)}'`,
+                },
+            ]);
     }
 }
 

@@ -22,8 +22,11 @@ export async function listPipelines(req: HttpRequest, _ctx: InvocationContext): 
     if (stage !== null && !(STAGES as readonly string[]).includes(stage))
         errors.push({ path: '/query/stage', message: `'${stage}' is not a stage` });
     const since = q.get('since');
-    if (since !== null && Number.isNaN(Date.parse(since)))
-        errors.push({ path: '/query/since', message: 'must be an ISO 8601 date-time' });
+    if (since !== null && !isRealDateTime(since))
+        errors.push({
+            path: '/query/since',
+            message: 'must be an ISO 8601 date-time (2026-02-01T00:00:00Z) or date (2026-02-01) that exists',
+        });
     const limit = Number(q.get('limit') ?? 50);
     if (!Number.isInteger(limit) || limit < 1 || limit > 200)
         errors.push({ path: '/query/limit', message: 'must be an integer from 1 to 200' });
@@ -48,6 +51,20 @@ export async function listPipelines(req: HttpRequest, _ctx: InvocationContext): 
             ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
         },
     };
+}
+
+/**
+ * Whether `s` is an RFC 3339 date-time (offset required) or a full date, naming a real instant: `Date.parse` alone
+ * accepts words and rolls 2026-02-30 over to March.
+ */
+function isRealDateTime(s: string): boolean {
+    const m =
+        /^(\d{4})-(\d{2})-(\d{2})(?:[Tt](\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:[Zz]|[+-](\d{2}):(\d{2})))?$/.exec(s);
+    if (!m) return false;
+    const [y, mo, d, h, mi, sec, oh, om] = m.slice(1).map((v) => Number(v ?? 0));
+    const day = new Date(Date.UTC(y!, mo! - 1, d));
+    const dateOk = day.getUTCFullYear() === y && day.getUTCMonth() === mo! - 1 && day.getUTCDate() === d;
+    return dateOk && h! <= 23 && mi! <= 59 && sec! <= 59 && oh! <= 23 && om! <= 59 && !Number.isNaN(Date.parse(s));
 }
 
 app.http('listPipelines', { route: 'pipeline', methods: ['GET'], handler: enveloped(listPipelines) });

@@ -4,7 +4,7 @@ import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/fu
 
 import { deps } from '../../adapters/deps';
 import { toHttpResponse } from '../../adapters/http/envelope';
-import { principalOf } from '../../adapters/http/request';
+import { notFound, principalOf } from '../../adapters/http/request';
 import { correlationIdFrom } from '../../domain/correlation';
 import { ValidationError } from '../../domain/errors';
 import { canSee } from '../../domain/rbac';
@@ -29,6 +29,11 @@ export async function pipelineEvents(req: HttpRequest, ctx: InvocationContext): 
         if (only !== null && !RUN_ID.test(only))
             throw new ValidationError([{ path: '/query/orchestrationID', message: 'must be a run id' }]);
         const { runs } = deps();
+        // One run's stream: an unknown run, or one the caller may not see (not told apart), is 404 before streaming.
+        if (only !== null) {
+            const run = await runs.get(only);
+            if (!run || !canSee(principal, run)) throw notFound(only);
+        }
         const resumeFrom = req.headers.get('last-event-id') ?? undefined;
         // A new subscriber starts at the current head: walk the cursor to it without sending the past.
         let cursor = resumeFrom;

@@ -8,7 +8,7 @@
 /* eslint-disable @typescript-eslint/no-require-imports */
 import type { DurableClientData } from '../invoke';
 import type { DurableEngine } from './engine';
-import { handleManagementApi, isManagementPath } from './managementApi';
+import { handleManagementApi, isManagementPath, refuseWithoutSystemKey } from './managementApi';
 
 interface AxiosConfig {
     url?: string;
@@ -28,6 +28,7 @@ export function answerDurableClientInProcess(
     origin: string,
     engine: DurableEngine,
     clientData: () => DurableClientData,
+    systemKey: string,
 ): void {
     // The very axios module durable-functions loads (one copy in node_modules, checked by the contract suite).
     const axios = (require('axios') as { default: AxiosStatic }).default;
@@ -39,7 +40,10 @@ export function answerDurableClientInProcess(
             const url = new URL(c.url ?? '', c.baseURL);
             if (url.origin !== origin || !isManagementPath(url.pathname)) return fallback(c);
             const body = typeof c.data === 'string' ? Buffer.from(c.data) : Buffer.alloc(0);
-            const r = await handleManagementApi(engine, clientData(), (c.method ?? 'get').toUpperCase(), url, body);
+            // The same key check as over HTTP: the client's URLs must carry the system key here too.
+            const r =
+                refuseWithoutSystemKey(systemKey, url, headerOf(c.headers, 'x-functions-key')) ??
+                (await handleManagementApi(engine, clientData(), (c.method ?? 'get').toUpperCase(), url, body));
             return {
                 data: r.body === undefined ? '' : JSON.stringify(r.body),
                 status: r.status,
@@ -51,4 +55,14 @@ export function answerDurableClientInProcess(
         };
         return instance;
     };
+}
+
+function headerOf(headers: unknown, name: string): string | undefined {
+    if (!headers || typeof headers !== 'object') return undefined;
+    const get = (headers as { get?: unknown }).get;
+    const v: unknown =
+        typeof get === 'function'
+            ? (get as (n: string) => unknown).call(headers, name)
+            : Object.entries(headers).find(([k]) => k.toLowerCase() === name)?.[1];
+    return typeof v === 'string' ? v : undefined;
 }

@@ -3,6 +3,9 @@
  * /durabletask/ and the public webhook paths under /runtime/webhooks/durabletask/ (same verbs and shapes).
  * Status codes follow the extension's: 202 accepted, 404 unknown instance, 410 instance already finished.
  */
+import { randomUUID } from 'node:crypto';
+
+import { keyMatches } from '../hostKeys';
 import { DurableClientData } from '../invoke';
 import { ClientError, DurableEngine } from './engine';
 import { InstanceQuery, RuntimeStatus } from './store';
@@ -11,6 +14,45 @@ const PREFIXES = ['/durabletask/', '/runtime/webhooks/durabletask/'];
 
 export function isManagementPath(path: string): boolean {
     return PREFIXES.some((p) => path.startsWith(p));
+}
+
+/**
+ * Paths the Functions host keeps for itself (its management API, `/runtime/...`, `/admin/...`): only the system key
+ * opens them. Compared on the decoded, lower-cased path, so no spelling of a reserved prefix slips past the check.
+ */
+const INTERNAL = /^\/(runtime|admin|durabletask)(\/|$)/;
+
+export function isHostInternalPath(path: string): boolean {
+    let decoded: string;
+    try {
+        decoded = decodeURIComponent(path);
+    } catch {
+        decoded = path;
+    }
+    return INTERNAL.test(decoded.replace(/\/{2,}/g, '/').toLowerCase()) || INTERNAL.test(path.toLowerCase());
+}
+
+/**
+ * The 401 for a host-internal request without the system key (`code` query parameter, else `x-functions-key`
+ * header, as the Functions host reads them), in the product envelope; undefined when the key is right. A bearer token
+ * is not a key. The comparison takes constant time.
+ */
+export function refuseWithoutSystemKey(
+    systemKey: string,
+    url: URL,
+    headerKey: string | null | undefined,
+): ManagementResponse | undefined {
+    if (keyMatches(systemKey, url.searchParams.get('code') ?? headerKey)) return undefined;
+    return {
+        status: 401,
+        body: {
+            error_code: 'UNAUTHENTICATED',
+            message:
+                "This host-internal route requires the host's system key (code query parameter or x-functions-key header).",
+            correlationID: randomUUID(),
+            data: null,
+        },
+    };
 }
 
 export interface ManagementResponse {

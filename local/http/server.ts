@@ -3,15 +3,22 @@
  * HttpRequest / HttpResponse, streamed bodies included), the Durable management API the real DurableClient
  * calls, and the local identity provider's JWKS.
  */
-import { randomUUID, timingSafeEqual } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 
 import { HttpRequest, HttpResponse } from '@azure/functions';
 
 import { DurableEngine } from '../durable/engine';
-import { handleManagementApi, isManagementPath } from '../durable/managementApi';
+import {
+    handleManagementApi,
+    isHostInternalPath,
+    isManagementPath,
+    refuseWithoutSystemKey,
+} from '../durable/managementApi';
 import { FunctionRegistration, FunctionRegistry } from '../functionsCore';
+import { HostKeys, keyMatches } from '../hostKeys';
 import { DurableClientData, HostLog, invocationContext } from '../invoke';
 import { readBody } from './body';
 import { CompiledRoute, compileRoute } from './routes';
@@ -21,8 +28,11 @@ export interface HostServerOptions {
     engine: DurableEngine;
     clientData: () => DurableClientData;
     routePrefix: string;
-    /** Key for authLevel function/admin routes (`code` query or `x-functions-key` header). */
-    functionKey: string;
+    /**
+     * The host's keys (`code` query or `x-functions-key` header): the function key (or the master key) opens
+     * authLevel function routes; only the master (system) key opens admin routes and the host-internal ones.
+     */
+    keys: HostKeys;
     /** Extra host-level routes (e.g. the local identity provider's JWKS). */
     hostRoutes: Record<string, () => { status: number; body: unknown }>;
     /** Host-level endpoints that answer raw requests of any method themselves (e.g. the local Event Grid topic). */
@@ -72,7 +82,14 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
             const r = host();
             return writeJson(res, r.status, r.body);
         }
-        if (isManagementPath(url.pathname)) {
+        if (isHostInternalPath(url.pathname) || isHostInternalPath((req.url ?? '/').split('?')[0]!)) {
+            const refused = refuseWithoutSystemKey(o.keys.masterKey, url, header(req, 'x-functions-key'));
+            if (refused) {
+                req.resume();
+                return writeJson(res, refused.status, refused.body);
+            }
+            if (!isManagementPath(url.pathname))
+                return writeJson(res, 404, envelopeError('NOT_FOUND', `No host route serves ${url.pathname}.`));
             const body = await readBody(req, maxBody);
             const r = await handleManagementApi(o.engine, o.clientData(), method, url, body);
             res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8', ...(r.headers ?? {}) });
@@ -93,18 +110,20 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
                 );
             return writeJson(res, 404, envelopeError('NOT_FOUND', `No function serves ${url.pathname}.`));
         }
-        if (
-            hit.h.authLevel !== 'anonymous' &&
-            !keyMatches(o.functionKey, url.searchParams.get('code') ?? header(req, 'x-functions-key'))
-        ) {
-            return writeJson(
-                res,
-                401,
-                envelopeError(
-                    'UNAUTHENTICATED',
-                    'A function key is required (code query parameter or x-functions-key header).',
-                ),
-            );
+        if (hit.h.authLevel !== 'anonymous') {
+            const given = url.searchParams.get('code') ?? header(req, 'x-functions-key');
+            const opens =
+                keyMatches(o.keys.masterKey, given) ||
+                (hit.h.authLevel === 'function' && keyMatches(o.keys.functionKey, given));
+            if (!opens)
+                return writeJson(
+                    res,
+                    401,
+                    envelopeError(
+                        'UNAUTHENTICATED',
+                        `A ${hit.h.authLevel === 'admin' ? 'master' : 'function'} key is required (code query parameter or x-functions-key header).`,
+                    ),
+                );
         }
         let body: Buffer;
         try {
@@ -141,6 +160,42 @@ export function createRequestListener(o: HostServerOptions): RequestListener {
 export const startingListener: RequestListener = (_req, res) => {
     writeJson(res, 503, envelopeError('UNAVAILABLE', 'The host is starting.'), { 'retry-after': '1' });
 };
+
+/**
+ * The server's `clientError`: a request Node's parser refused before any handler ran. Where a response can still be
+ * written it is a 400 `VALIDATION_FAILED` in the envelope (Node's default is a bare 431 or 400): the HTTP status
+ * matches the error code, as SPEC's envelope requires, and the message says what was wrong. The connection is closed.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+        socket.destroy();
+        return;
+    }
+    const message =
+        err.code === 'HPE_HEADER_OVERFLOW' || err.code === 'HPE_URI_TOO_LONG'
+            ? 'The request URL or headers are too long.'
+            : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' || err.code === 'ERR_HTTP_HEADERS_TIMEOUT'
+              ? 'The request did not arrive completely in time.'
+              : 'The request is not valid HTTP.';
+    const correlationID = randomUUID();
+    const body = JSON.stringify({
+        error_code: 'VALIDATION_FAILED',
+        message,
+        correlationID,
+        data: { errors: [{ path: '/', message }] },
+    });
+    socket.end(
+        [
+            'HTTP/1.1 400 Bad Request',
+            'content-type: application/json; charset=utf-8',
+            `content-length: ${Buffer.byteLength(body)}`,
+            `x-correlation-id: ${correlationID}`,
+            'connection: close',
+            '',
+            body,
+        ].join('\r\n'),
+    );
+}
 
 function writeResponse(req: IncomingMessage, res: ServerResponse, result: unknown): void {
     const response = result instanceof HttpResponse ? result : new HttpResponse(result ?? {});
@@ -188,13 +243,6 @@ function serializeCookie(c: {
 function header(req: IncomingMessage, name: string): string | null {
     const v = req.headers[name];
     return typeof v === 'string' ? v : null;
-}
-
-function keyMatches(expected: string, given: string | null): boolean {
-    if (!given) return false;
-    const a = Buffer.from(expected);
-    const b = Buffer.from(given);
-    return a.length === b.length && timingSafeEqual(a, b);
 }
 
 function joinRoute(prefix: string, route: string): string {

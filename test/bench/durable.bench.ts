@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 
 import { ChainInput, expectedChainOutput, Fixture } from '../fixtures/durableApp/contract';
+import { systemKeyHeaders } from '../support/hostKeys';
 import { FIXTURE_APP, json, startHostProcess, tempDataDir } from '../support/hostProcess';
 
 const N = Number(process.env.BENCH_INSTANCES ?? 1000);
@@ -41,6 +42,7 @@ async function main(): Promise<void> {
             ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROFILE}`]
             : [],
     });
+    const key = systemKeyHeaders(host);
     const ids = Array.from({ length: N }, (_, i) => `bench-${i}`);
     try {
         const t0 = performance.now();
@@ -50,6 +52,7 @@ async function main(): Promise<void> {
                 'POST',
                 `${API}/orchestrators/${Fixture.orchestrators.chain}/${id}`,
                 input,
+                key,
             );
             if (r.status !== 202) throw new Error(`start ${id}: ${r.status}`);
         });
@@ -61,6 +64,8 @@ async function main(): Promise<void> {
                 host.origin,
                 'GET',
                 `${API}/instances/?runtimeStatus=Running&showInput=false&top=1000`,
+                undefined,
+                key,
             );
             const waiting = list.body.filter((s) => s.customStatus === 'awaiting approval').length;
             if (waiting === N) break;
@@ -77,6 +82,7 @@ async function main(): Promise<void> {
                 'POST',
                 `${API}/instances/${id}/raiseEvent/${Fixture.events.approval}`,
                 'approve',
+                key,
             );
             if (r.status !== 202) throw new Error(`raise ${id}: ${r.status}`);
         });
@@ -86,6 +92,8 @@ async function main(): Promise<void> {
                 host.origin,
                 'GET',
                 `${API}/instances/?runtimeStatus=Completed&showInput=false&top=1000`,
+                undefined,
+                key,
             );
             done = list.body;
             if (done.length >= N) break;

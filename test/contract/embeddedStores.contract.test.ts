@@ -212,10 +212,12 @@ describe('embedded SQLite stores', () => {
                 'v1-done',
             ]);
             await expect(stores.retention.expiredRuns('2025-03-02T10:00:00.001Z', 10)).resolves.toEqual(['v1-run']);
-            await expect(stores.runs.create(makeRun('other', { idempotencyKey: 'k-v1' }))).resolves.toMatchObject({
-                created: false,
-                run: { id: 'v1-run' },
-            });
+            // A key stored without a fingerprint replays whatever the retry's fingerprint.
+            await expect(
+                stores.runs.create(
+                    makeRun('other', { idempotencyKey: 'k-v1', idempotencyFingerprint: 'f'.repeat(64) }),
+                ),
+            ).resolves.toMatchObject({ created: false, run: { id: 'v1-run' } });
             const { runs } = await stores.runs.changesSince('2', 10);
             expect(runs.map((r) => r.id)).toEqual(['v1-run']);
             await expect(stores.slots.acquire('v1-run', 1)).resolves.toBe(true);
@@ -237,7 +239,7 @@ describe('embedded SQLite stores', () => {
         }
         const db = new Database(join(dir, 'app.sqlite'), { readonly: true });
         try {
-            expect(db.pragma('user_version', { simple: true })).toBe(2);
+            expect(db.pragma('user_version', { simple: true })).toBe(3);
         } finally {
             db.close();
         }

@@ -123,6 +123,34 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 await expect(s.runs.get('r1')).resolves.toEqual(first);
             });
 
+            it('replays a key reused with the same fingerprint, and refuses another fingerprint (CONFLICT)', async () => {
+                const first = makeRun('r1', { idempotencyKey: 'k1', idempotencyFingerprint: 'a'.repeat(64) });
+                await s.runs.create(first);
+                const retry = await s.runs.create(
+                    makeRun('r2', { idempotencyKey: 'k1', idempotencyFingerprint: 'a'.repeat(64) }),
+                );
+                expect(retry).toEqual({ run: first, created: false });
+                await expect(
+                    s.runs.create(makeRun('r3', { idempotencyKey: 'k1', idempotencyFingerprint: 'b'.repeat(64) })),
+                ).rejects.toBeInstanceOf(ConflictError);
+                await expect(s.runs.get('r3')).resolves.toBeUndefined();
+                await expect(s.runs.get('r1')).resolves.toEqual(first);
+                // Another creator's key of the same name is not a reuse.
+                const bob = await s.runs.create(
+                    makeRun('r4', { idempotencyKey: 'k1', createdBy: 'bob', idempotencyFingerprint: 'b'.repeat(64) }),
+                );
+                expect(bob.created).toBe(true);
+            });
+
+            it('replays a key stored without a fingerprint (before fingerprints existed)', async () => {
+                const first = makeRun('r1', { idempotencyKey: 'k-old' });
+                await s.runs.create(first);
+                const retry = await s.runs.create(
+                    makeRun('r2', { idempotencyKey: 'k-old', idempotencyFingerprint: 'c'.repeat(64) }),
+                );
+                expect(retry).toEqual({ run: first, created: false });
+            });
+
             it('scopes idempotency keys to their creator', async () => {
                 await s.runs.create(makeRun('r1', { idempotencyKey: 'k1' }));
                 const bob = await s.runs.create(makeRun('r2', { idempotencyKey: 'k1', createdBy: 'bob' }));

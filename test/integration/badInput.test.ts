@@ -1,20 +1,29 @@
 /** Bad input never reaches a 5xx, always answers a 4xx in the envelope, and changes nothing. */
+import { connect } from 'node:net';
+
 import { Api, USERS } from '../support/api';
 import { HostProcess, startHostProcess } from '../support/hostProcess';
 
 let host: HostProcess;
 let api: Api;
+/** A run of team alpha, which bob (team beta) may not see. */
+let alphaRun: string;
 
 beforeAll(async () => {
     host = await startHostProcess({ env: { MESH_ENGINE_LATENCY_MS: '0' } });
     api = new Api(host);
+    const r = await api.call('POST', '/pipeline/run', { user: USERS.dana, body: valid });
+    alphaRun = r.body.data.orchestrationID as string;
 });
 
 afterAll(async () => {
     await host?.stop();
 });
 
-const valid = { input: { prompt: 'p' }, metadata: { team: 'alpha', riskLevel: 'low', complianceTags: [] } };
+const valid: { input: object; metadata: object } = {
+    input: { prompt: 'p' },
+    metadata: { team: 'alpha', riskLevel: 'low', complianceTags: [] },
+};
 
 async function runCount(): Promise<number> {
     const r = await api.call('GET', '/pipeline?limit=200', { user: USERS.ada });
@@ -238,6 +247,81 @@ const CASES: [
         400,
         'VALIDATION_FAILED',
     ],
+    [
+        'events of an unknown run',
+        () => api.call('GET', '/pipeline/events?orchestrationID=run-unknown', { user: USERS.ada }),
+        404,
+        'NOT_FOUND',
+    ],
+    [
+        "events of another team's run",
+        () => api.call('GET', `/pipeline/events?orchestrationID=${alphaRun}`, { user: USERS.bob }),
+        404,
+        'NOT_FOUND',
+    ],
+    [
+        'list since a word',
+        () => api.call('GET', '/pipeline?since=yesterday', { user: USERS.ada }),
+        400,
+        'VALIDATION_FAILED',
+    ],
+    [
+        'list since a day that does not exist',
+        () => api.call('GET', '/pipeline?since=2026-02-30T00:00:00Z', { user: USERS.ada }),
+        400,
+        'VALIDATION_FAILED',
+    ],
+    [
+        'list since a month that does not exist',
+        () => api.call('GET', '/pipeline?since=2026-13-01', { user: USERS.ada }),
+        400,
+        'VALIDATION_FAILED',
+    ],
+    [
+        'an over-long URL',
+        () => api.call('GET', `/pipeline?q=${'x'.repeat(20_000)}`, { user: USERS.ada }),
+        400,
+        'VALIDATION_FAILED',
+    ],
+    [
+        'over-large headers',
+        () => api.call('GET', '/pipeline', { user: USERS.ada, headers: { 'x-padding': 'y'.repeat(20_000) } }),
+        400,
+        'VALIDATION_FAILED',
+    ],
+    [
+        'a body in ISO-8859-1',
+        () =>
+            api.call('POST', '/pipeline/run', {
+                user: USERS.dana,
+                raw: JSON.stringify(valid),
+                headers: { 'content-type': 'application/json; charset=iso-8859-1' },
+            }),
+        400,
+        'VALIDATION_FAILED',
+    ],
+    [
+        'a body in UTF-16',
+        () =>
+            api.call('POST', '/pipeline/run', {
+                user: USERS.dana,
+                raw: JSON.stringify(valid),
+                headers: { 'content-type': 'application/json; charset="UTF-16"' },
+            }),
+        400,
+        'VALIDATION_FAILED',
+    ],
+    [
+        'a decision in ISO-8859-1',
+        () =>
+            api.call('POST', '/pipeline/checkpoints/run-x.1.taste.before.0/decision', {
+                user: USERS.ava,
+                raw: JSON.stringify({ decision: 'approve' }),
+                headers: { 'content-type': 'application/json;charset=latin1' },
+            }),
+        400,
+        'VALIDATION_FAILED',
+    ],
 ];
 
 it.each(CASES)('%s → %i %s, nothing changes', async (_name, call, status, code) => {
@@ -255,4 +339,60 @@ it('names the offending field', async () => {
         body: { ...valid, metadata: { ...valid.metadata, colour: 'red' } },
     });
     expect(r.body.data.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: '/metadata/colour' })]));
+});
+
+it('names /since in the errors of a date that is not real', async () => {
+    for (const since of ['yesterday', '2026-02-30T00:00:00Z', '2026-13-01', '2026-01-01T25:00:00Z']) {
+        const r = await api.call('GET', `/pipeline?since=${encodeURIComponent(since)}`, { user: USERS.ada });
+        expect(r.status).toBe(400);
+        expect(r.body.data.errors).toEqual([expect.objectContaining({ path: '/query/since' })]);
+    }
+    for (const since of ['2026-02-28T23:59:59Z', '2026-02-01', '2024-02-29T10:00:00.123+02:00']) {
+        expect(
+            (await api.call('GET', `/pipeline?since=${encodeURIComponent(since)}`, { user: USERS.ada })).status,
+        ).toBe(200);
+    }
+});
+
+it('names the content type of a body in another charset, and accepts utf-8 in any case', async () => {
+    const r = await api.call('POST', '/pipeline/run', {
+        user: USERS.dana,
+        raw: JSON.stringify(valid),
+        headers: { 'content-type': 'application/json; charset=iso-8859-1' },
+    });
+    expect(r.body.data.errors).toEqual([expect.objectContaining({ path: '/headers/content-type' })]);
+    for (const type of ['application/json; charset=UTF-8', 'application/json;charset=utf-8', 'application/json']) {
+        const ok = await api.call('POST', '/pipeline/run', {
+            user: USERS.dana,
+            raw: JSON.stringify(valid),
+            headers: { 'content-type': type },
+        });
+        expect(ok.status).toBe(202);
+    }
+});
+
+it('answers a too-long URL in the envelope, saying so', async () => {
+    const r = await api.call('GET', `/pipeline?q=${'x'.repeat(20_000)}`, { user: USERS.ada });
+    expect(r.body).toEqual({
+        error_code: 'VALIDATION_FAILED',
+        message: expect.stringMatching(/URL or headers are too long/),
+        correlationID: expect.any(String),
+        data: { errors: [expect.objectContaining({ path: '/' })] },
+    });
+    expect(r.headers.get('content-type')).toBe('application/json; charset=utf-8');
+});
+
+it('answers a malformed request in the envelope where it still can', async () => {
+    const origin = new URL(host.origin);
+    const text = await new Promise<string>((resolve, reject) => {
+        const socket = connect(Number(origin.port), origin.hostname, () => socket.write('NOT HTTP AT ALL\r\n\r\n'));
+        let out = '';
+        socket.on('data', (d: Buffer) => (out += d.toString()));
+        socket.on('end', () => resolve(out));
+        socket.on('error', reject);
+        socket.setTimeout(10_000, () => socket.destroy(new Error('no answer')));
+    });
+    expect(text).toMatch(/^HTTP\/1\.1 400 /);
+    const body = JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4)) as { error_code: string; data: unknown };
+    expect(body.error_code).toBe('VALIDATION_FAILED');
 });

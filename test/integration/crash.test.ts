@@ -4,6 +4,7 @@
  * exactly once.
  */
 import { ChainInput, expectedChainOutput, Fixture } from '../fixtures/durableApp/contract';
+import { systemKeyHeaders } from '../support/hostKeys';
 import { FIXTURE_APP, HostProcess, json, startHostProcess, tempDataDir, waitUntil } from '../support/hostProcess';
 
 jest.setTimeout(240_000);
@@ -42,7 +43,15 @@ it('loses nothing and records nothing twice across repeated kill -9', async () =
             for (const id of slice) {
                 if (started.has(id)) continue;
                 const exists =
-                    (await json(host.origin, 'GET', `/runtime/webhooks/durabletask/instances/${id}`)).status !== 404;
+                    (
+                        await json(
+                            host.origin,
+                            'GET',
+                            `/runtime/webhooks/durabletask/instances/${id}`,
+                            undefined,
+                            systemKeyHeaders(host),
+                        )
+                    ).status !== 404;
                 if (exists || (await startIdempotently(host, id))) started.add(id);
             }
         }
@@ -79,6 +88,7 @@ async function startIdempotently(host: HostProcess, id: string): Promise<boolean
             'POST',
             `/runtime/webhooks/durabletask/orchestrators/${Fixture.orchestrators.chain}/${id}`,
             input,
+            systemKeyHeaders(host),
         );
         return r.status === 202 || r.status === 409;
     } catch {
@@ -92,6 +102,8 @@ async function unfinished(host: HostProcess): Promise<number> {
             host.origin,
             'GET',
             '/runtime/webhooks/durabletask/instances/?runtimeStatus=Pending,Running&showInput=false',
+            undefined,
+            systemKeyHeaders(host),
         );
         return r.body.length;
     } catch {
@@ -100,7 +112,13 @@ async function unfinished(host: HostProcess): Promise<number> {
 }
 
 async function status(host: HostProcess, id: string): Promise<Status> {
-    const r = await json<Status>(host.origin, 'GET', `/runtime/webhooks/durabletask/instances/${id}?showHistory=true`);
+    const r = await json<Status>(
+        host.origin,
+        'GET',
+        `/runtime/webhooks/durabletask/instances/${id}?showHistory=true`,
+        undefined,
+        systemKeyHeaders(host),
+    );
     return r.body;
 }
 

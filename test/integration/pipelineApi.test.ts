@@ -266,6 +266,37 @@ describe.each(STORES)('pipeline API on the %s store', (store) => {
         expect(c).not.toBe(a); // keys are per caller
     });
 
+    it('refuses an Idempotency-Key reused with a different body (CONFLICT), and still replays the same body', async () => {
+        const body = (prompt: string) => ({
+            input: { prompt },
+            metadata: { team: 'alpha', riskLevel: 'low', complianceTags: [], title: 'idem' },
+        });
+        const headers = { 'idempotency-key': 'reuse-1' };
+        const first = await api.call('POST', '/pipeline/run', { user: USERS.dana, headers, body: body('first') });
+        expect(first.status).toBe(202);
+        const id = first.body.data.orchestrationID as string;
+        const countBefore = (await api.call('GET', '/pipeline?limit=200', { user: USERS.ada })).body.data.items.length;
+        const logsBefore = (await api.call('GET', `/pipeline/logs/${id}`, { user: USERS.ada })).body.data.events.length;
+
+        const other = await api.call('POST', '/pipeline/run', { user: USERS.dana, headers, body: body('second') });
+        expect(other.status).toBe(409);
+        expect(other.body.error_code).toBe('CONFLICT');
+        expect(other.body.message).toMatch(/Idempotency-Key .*different request body/);
+        expect(JSON.stringify(other.body)).not.toContain(id);
+
+        // The same body in another key order and spacing is the same request (canonical JSON): replayed.
+        const reordered = JSON.stringify({ metadata: body('first').metadata, input: { prompt: 'first' } }, null, 2);
+        const again = await api.call('POST', '/pipeline/run', { user: USERS.dana, headers, raw: reordered });
+        expect(again.status).toBe(202);
+        expect(again.body.data.orchestrationID).toBe(id);
+        expect((await api.call('GET', '/pipeline?limit=200', { user: USERS.ada })).body.data.items.length).toBe(
+            countBefore,
+        );
+        const logsAfter = (await api.call('GET', `/pipeline/logs/${id}`, { user: USERS.ada })).body.data.events;
+        expect(logsAfter.filter((e: any) => e.type === 'pipeline.queued')).toHaveLength(1);
+        expect(logsAfter.length).toBeGreaterThanOrEqual(logsBefore);
+    });
+
     it('lists only the runs a caller may see, with filters and pages', async () => {
         const mine = await submit('low', USERS.bob);
         await until(mine, 'Completed', USERS.bob);

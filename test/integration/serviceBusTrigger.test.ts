@@ -173,7 +173,7 @@ describe('serviceBusTrigger adapter (in process)', () => {
         });
         const host = {
             registry: new FunctionRegistry(),
-            clientData: () => durableClientData('http://127.0.0.1:1', 'Hub'),
+            clientData: () => durableClientData('http://127.0.0.1:1', 'Hub', 'test-system-key'),
             log: (level: string, message: string) => logs.push(`${level} ${message}`),
             dataDir,
         };

@@ -18,7 +18,7 @@ import type {
     RunFilter,
     RunStore,
 } from '../../domain/ports';
-import type { RunDoc } from '../../domain/run';
+import { assertSameRequest, type RunDoc } from '../../domain/run';
 import { TEST_KEYS } from './chainKeys';
 
 const copy = <T>(value: T): T => structuredClone(value);
@@ -33,7 +33,13 @@ export class MemoryRuns implements RunStore {
         this.calls.create++;
         const key = run.idempotencyKey === undefined ? undefined : `${run.createdBy}\n${run.idempotencyKey}`;
         const existing = key === undefined ? undefined : this.keys.get(key);
-        if (existing !== undefined) return Promise.resolve({ run: copy(this.docs.get(existing)!), created: false });
+        if (existing !== undefined) {
+            const stored = this.docs.get(existing)!;
+            return Promise.resolve().then(() => {
+                assertSameRequest(stored.idempotencyFingerprint, run.idempotencyFingerprint);
+                return { run: copy(stored), created: false };
+            });
+        }
         if (this.docs.has(run.id)) return Promise.reject(new ConflictError(`Run ${run.id} exists.`));
         this.docs.set(run.id, copy(run));
         if (key !== undefined) this.keys.set(key, run.id);

@@ -2,7 +2,13 @@ import { ForbiddenError } from '../../domain/errors';
 import { STAGES } from '../../domain/pipeline';
 import { checkpointsFor, DEFAULT_POLICY } from '../../domain/policy';
 import type { Principal } from '../../domain/principal';
-import { checkpointSpecsOf, type SubmitContext, type SubmitRequest, submitRun } from '../../domain/submit';
+import {
+    checkpointSpecsOf,
+    requestFingerprint,
+    type SubmitContext,
+    type SubmitRequest,
+    submitRun,
+} from '../../domain/submit';
 import { FixedPolicy, MemoryAudit, MemoryRuns } from '../support/domainFakes';
 
 const dev: Principal = { id: 'dev-1', name: 'Dev One', roles: ['Mesh.Developer'], teams: ['alpha'] };
@@ -50,6 +56,8 @@ describe('submitRun', () => {
             correlationID: 'corr-1',
             traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
             idempotencyKey: 'k-1',
+            // SHA-256 of the canonical body: a reuse of the key with another body is told apart from a retry.
+            idempotencyFingerprint: requestFingerprint(body({ title: 'Kettle' })),
         });
         expect(await p.runs.get('run-1')).toEqual(run);
         expect(p.audit.records).toEqual([
@@ -196,4 +204,17 @@ describe('submitRun', () => {
         expect(run).toMatchObject({ createdBy: 'op-1', metadata: { team: 'gamma' } });
         expect(run).not.toHaveProperty('createdByName');
     });
+});
+
+it('fingerprints a request by its canonical JSON: key order does not matter, content does', () => {
+    const a: SubmitRequest = {
+        input: { prompt: 'p', n: 1 },
+        metadata: { team: 'alpha', riskLevel: 'low', complianceTags: [] },
+    };
+    const reordered = JSON.parse(
+        '{"metadata":{"complianceTags":[],"riskLevel":"low","team":"alpha"},"input":{"n":1,"prompt":"p"}}',
+    ) as SubmitRequest;
+    expect(requestFingerprint(reordered)).toBe(requestFingerprint(a));
+    expect(requestFingerprint(a)).toMatch(/^[0-9a-f]{64}$/);
+    expect(requestFingerprint({ ...a, input: { prompt: 'q', n: 1 } })).not.toBe(requestFingerprint(a));
 });
