@@ -17,7 +17,7 @@ import { DurableStore } from './durable/store';
 import { startEngineProcess } from './engines/process';
 import { simulatorOptionsFromEnv } from './engines/simulator';
 import { EVENTGRID_PATH, LocalEventGrid } from './eventGrid/localEventGrid';
-import { loadEventGridCipher } from './eventGrid/storeCipher';
+import { loadEventGridAccessKey, loadEventGridCipher } from './eventGrid/storeCipher';
 import { retryScaleFromEnv, subscriptionsFromEnv } from './eventGrid/subscriptions';
 import { HostConfig } from './hostConfig';
 import { HostKeys, loadOrCreateHostKeys } from './hostKeys';
@@ -80,6 +80,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     const eventGrid = new LocalEventGrid({
         dataDir: config.dataDir,
         cipher: await loadEventGridCipher(keysDir),
+        key: await loadEventGridAccessKey(keysDir, config.dataDir),
         sqliteSync: config.sqliteSync,
         subscriptions: subscriptionsFromEnv(process.env, config.root),
         retryScale: retryScaleFromEnv(process.env),

@@ -10,9 +10,7 @@
  * events of one subject (one run) in the order it accepted them, a later one waiting while an earlier one is retried.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { IncomingMessage, ServerResponse } from 'node:http';
-import { join } from 'node:path';
 
 import type { FieldCipher } from '../../adapters/crypto/fieldCipher';
 import { readBody } from '../http/body';
@@ -39,6 +37,8 @@ export interface LocalEventGridOptions {
     dataDir: string;
     /** Seals the events and dead letters the topic stores (`loadEventGridCipher`: its keys live in MESH_KEYS_DIR). */
     cipher: FieldCipher;
+    /** The topic's access key (`loadEventGridAccessKey`, in MESH_KEYS_DIR); a new one for this process when absent. */
+    key?: string;
     sqliteSync?: 'NORMAL' | 'FULL';
     subscriptions: readonly WebhookSubscription[];
     /** Factor on retry delays and times to live (1 = Event Grid's own). */
@@ -81,7 +81,7 @@ export class LocalEventGrid {
     constructor(private readonly o: LocalEventGridOptions) {
         this.concurrency = o.concurrency ?? 16;
         this.now = o.now ?? Date.now;
-        this.key = loadOrCreateKey(o.dataDir);
+        this.key = o.key ?? randomBytes(32).toString('base64');
         this.store = new EventGridStore(o.dataDir, o.cipher, o.sqliteSync);
         for (const s of o.subscriptions)
             this.subscribers.set(s.name, {
@@ -349,14 +349,6 @@ function invalidCloudEvent(item: unknown): string | undefined {
     for (const k of ['subject', 'time', 'datacontenttype', 'dataschema'])
         if (e[k] !== undefined && typeof e[k] !== 'string') return `${k} must be a string.`;
     return undefined;
-}
-
-function loadOrCreateKey(dataDir: string): string {
-    const file = join(dataDir, 'eventgrid-key.json');
-    if (existsSync(file)) return (JSON.parse(readFileSync(file, 'utf8')) as { key: string }).key;
-    const key = randomBytes(32).toString('base64');
-    writeFileSync(file, JSON.stringify({ key }), { mode: 0o600 });
-    return key;
 }
 
 function keyMatches(expected: string, given: string | string[] | undefined): boolean {

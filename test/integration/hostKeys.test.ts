@@ -4,7 +4,7 @@
  * Functions host does: no key, a bearer token, a wrong key and the function key are all refused, and nothing
  * changes. With the system key they work; the app's own DurableClient carries it.
  */
-import { statSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Api, runAwaitingApproval, USERS } from '../support/api';
@@ -226,6 +226,9 @@ it('keeps the keys in MESH_KEYS_DIR (0600), not in the data dir', () => {
     const keys = hostKeys(join(host.dataDir, 'keys'));
     expect(keys.functionKey).not.toBe(keys.masterKey);
     expect(() => statSync(join(host.dataDir, 'host-keys.json'))).toThrow();
+    // The local Event Grid topic's access key too: no key of any kind directly under the data dir.
+    expect(statSync(join(host.dataDir, 'keys', 'eventgrid-key.json')).mode & 0o777).toBe(0o600);
+    expect(readdirSync(host.dataDir).filter((f) => /key/i.test(f))).toEqual(['keys']);
 });
 
 it('keeps public what is public: JWKS and health answer without a key', async () => {
@@ -238,6 +241,8 @@ it('moves an old data-dir host-keys.json into MESH_KEYS_DIR, keeping its functio
     const { writeFileSync } = await import('node:fs');
     const old = 'legacy-function-key-0123456789abcdef';
     writeFileSync(join(dataDir, 'host-keys.json'), JSON.stringify({ functionKey: old }), { mode: 0o600 });
+    const topicKey = 'legacy-topic-key-0123456789abcdef0123456789';
+    writeFileSync(join(dataDir, 'eventgrid-key.json'), JSON.stringify({ key: topicKey }), { mode: 0o600 });
     const legacy = await startHostProcess({ dataDir, appMain: 'dist/test/fixtures/durableApp/**/*.js' });
     try {
         const keys = hostKeys(join(dataDir, 'keys'));
@@ -245,6 +250,9 @@ it('moves an old data-dir host-keys.json into MESH_KEYS_DIR, keeping its functio
         expect(keys.masterKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
         expect(() => statSync(join(dataDir, 'host-keys.json'))).toThrow();
         expect((await fetch(`${legacy.origin}/test/keyed?code=${old}`)).status).toBe(200);
+        const moved = JSON.parse(readFileSync(join(dataDir, 'keys', 'eventgrid-key.json'), 'utf8')) as { key: string };
+        expect(moved.key).toBe(topicKey);
+        expect(() => statSync(join(dataDir, 'eventgrid-key.json'))).toThrow();
     } finally {
         await legacy.stop();
     }

@@ -16,6 +16,7 @@ import { type AuditRecord, chainNext, type EventType } from '../../domain/audit'
 import { type MeshCloudEvent, toCloudEvent } from '../../domain/events';
 import { REQUEST_ORIGIN, retryDelayMs } from '../../local/eventGrid/delivery';
 import { EVENTGRID_PATH, LocalEventGrid, type LocalEventGridOptions } from '../../local/eventGrid/localEventGrid';
+import { loadEventGridAccessKey } from '../../local/eventGrid/storeCipher';
 import {
     matches,
     parseSubscriptions,
@@ -116,9 +117,12 @@ async function topic(
     over: Partial<LocalEventGridOptions> & { dataDir?: string } = {},
 ): Promise<Topic> {
     const logs: string[] = [];
+    const dataDir = over.dataDir ?? tempDir();
     const grid = new LocalEventGrid({
-        dataDir: over.dataDir ?? tempDir(),
+        dataDir,
         cipher: CIPHER,
+        // As the host does: the topic's access key lives in the keys dir and survives a restart.
+        key: await loadEventGridAccessKey(`${dataDir}.keys`, dataDir),
         subscriptions,
         retryScale: 0.001,
         log: (level, m) => logs.push(`${level}: ${m}`),
