@@ -16,14 +16,10 @@ import { join } from 'node:path';
 import type { ChainKey, ChainKeyRing } from '../../domain/audit';
 import type { SecretStore } from '../../domain/ports';
 import type { KeyRing } from '../crypto/fieldCipher';
-import { parseKeyRing } from '../crypto/keyRing';
-import { loadOrCreateKeyFile } from '../secrets/keyFile';
+import { cachedRing, loadOrCreateRingFile, parseKeyRing, type RingLoader, ringSource } from '../crypto/keyRing';
 import type { AuditChainConfig } from './config';
 
 export const AUDIT_KEY_FILE = 'audit-keys.json';
-
-const DEFAULT_CACHE_MS = 5 * 60_000;
-const UNKNOWN_KID_REFRESH_MS = 30_000;
 
 /** The domain's view of a loaded ring: HMAC-SHA256 (hex) under each key. */
 export function chainKeyRingOf(ring: KeyRing): ChainKeyRing {
@@ -43,7 +39,7 @@ export function newAuditKeyRingText(now: Date = new Date()): string {
 
 /** Loads `<keysDir>/audit-keys.json`, creating it (one fresh key, mode 0600, directory 0700) if absent. */
 export function loadOrCreateAuditKeyFile(keysDir: string): Promise<KeyRing> {
-    return loadOrCreateKeyFile(join(keysDir, AUDIT_KEY_FILE), () => newAuditKeyRingText(), parseKeyRing);
+    return loadOrCreateRingFile(join(keysDir, AUDIT_KEY_FILE), () => newAuditKeyRingText());
 }
 
 /**
@@ -54,41 +50,21 @@ export function chainKeySource(
     secrets: SecretStore,
     cfg: Pick<AuditChainConfig, 'keysSecret' | 'keysDir'>,
 ): () => Promise<ChainKeyRing> {
-    return async () => {
-        const secret = await secrets.get(cfg.keysSecret);
-        if (secret !== undefined) return chainKeyRingOf(parseKeyRing(secret, `secret '${cfg.keysSecret}'`));
-        if (cfg.keysDir !== undefined) return chainKeyRingOf(await loadOrCreateAuditKeyFile(cfg.keysDir));
-        throw new Error(`No audit chain keys: set the secret '${cfg.keysSecret}'.`);
-    };
+    const ring = ringSource(secrets, cfg, AUDIT_KEY_FILE, 'audit chain keys', () => newAuditKeyRingText());
+    return async () => chainKeyRingOf(await ring());
 }
 
 /**
  * What the audit stores and the verifier call for the ring: loaded on first use, again once `cacheMs` old, and again
- * on `{ refresh: true }` (a record named a kid the ring lacks) if the last load is over 30 seconds old. A failed load
- * is not kept.
+ * on `{ refresh: true }` (a record named a kid the ring lacks) if the last load is over 30 seconds old.
  */
-export type ChainKeyLoader = (opts?: { refresh?: boolean }) => Promise<ChainKeyRing>;
+export type ChainKeyLoader = RingLoader<ChainKeyRing>;
 
 export function cachedChainKeys(
     source: () => Promise<ChainKeyRing>,
     opts: { cacheMs?: number; now?: () => number } = {},
 ): ChainKeyLoader {
-    const maxAge = opts.cacheMs ?? DEFAULT_CACHE_MS;
-    const now = opts.now ?? Date.now;
-    let loaded: Promise<ChainKeyRing> | undefined;
-    let loadedAt = 0;
-    return (o = {}) => {
-        const age = now() - loadedAt;
-        if (!loaded || age > maxAge || (o.refresh && age > UNKNOWN_KID_REFRESH_MS)) {
-            loadedAt = now();
-            const loading = source();
-            loading.catch(() => {
-                if (loaded === loading) loaded = undefined;
-            });
-            loaded = loading;
-        }
-        return loaded;
-    };
+    return cachedRing(source, opts);
 }
 
 /**

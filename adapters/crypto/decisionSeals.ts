@@ -16,15 +16,13 @@
  * own contexts, so it is never plaintext in history, store or log. With encryption off it travels as typed.
  */
 import { createHmac, type KeyObject, timingSafeEqual } from 'node:crypto';
-import { join } from 'node:path';
 
 import type { DecisionClaims } from '../../domain/attestation';
 import type { DecisionSeals, SecretStore } from '../../domain/ports';
 import { ROLES } from '../../domain/principal';
 import { DECISIONS } from '../../domain/quorum';
-import { loadOrCreateKeyFile } from '../secrets/keyFile';
 import { isSealed, type KeyRing, type SealContext, type SealedValue } from './fieldCipher';
-import { type CipherLoader, newKeyRingDoc, parseKeyRing } from './keyRing';
+import { cachedRing, type CipherLoader, ringSource } from './keyRing';
 
 export const DECISION_KEY_FILE = 'decision-keys.json';
 export const DEFAULT_DECISION_KEYS_SECRET = 'mesh-decision-keys';
@@ -32,25 +30,13 @@ export const DEFAULT_DECISION_KEYS_SECRET = 'mesh-decision-keys';
 const VERSION = 'v1';
 const SEALED_TEXT_PREFIX = 'sealed:';
 const MAX_ATTESTATION_CHARS = 8192;
-const DEFAULT_CACHE_MS = 5 * 60_000;
-const UNKNOWN_KID_REFRESH_MS = 30_000;
 
 /** Where the attestation keys come from: the secret when it is set, else (local operation) the key file. */
 export function decisionKeySource(
     secrets: SecretStore,
     cfg: { keysSecret: string; keysDir: string | undefined },
 ): () => Promise<KeyRing> {
-    return async () => {
-        const secret = await secrets.get(cfg.keysSecret);
-        if (secret !== undefined) return parseKeyRing(secret, `secret '${cfg.keysSecret}'`);
-        if (cfg.keysDir !== undefined)
-            return loadOrCreateKeyFile(
-                join(cfg.keysDir, DECISION_KEY_FILE),
-                () => `${JSON.stringify(newKeyRingDoc(), null, 2)}\n`,
-                parseKeyRing,
-            );
-        throw new Error(`No decision attestation keys: set the secret '${cfg.keysSecret}'.`);
-    };
+    return ringSource(secrets, cfg, DECISION_KEY_FILE, 'decision attestation keys');
 }
 
 /** The secret's name: `MESH_DECISION_KEYS_SECRET`, default `mesh-decision-keys`. */
@@ -63,22 +49,8 @@ export function decisionSeals(
     cipher: CipherLoader | undefined,
     opts: { cacheMs?: number; now?: () => number } = {},
 ): DecisionSeals {
-    const maxAge = opts.cacheMs ?? DEFAULT_CACHE_MS;
-    const now = opts.now ?? Date.now;
-    let loaded: Promise<KeyRing> | undefined;
-    let loadedAt = 0;
-    const ring = (refresh = false): Promise<KeyRing> => {
-        const age = now() - loadedAt;
-        if (!loaded || age > maxAge || (refresh && age > UNKNOWN_KID_REFRESH_MS)) {
-            loadedAt = now();
-            const loading = source();
-            loading.catch(() => {
-                if (loaded === loading) loaded = undefined;
-            });
-            loaded = loading;
-        }
-        return loaded;
-    };
+    const loader = cachedRing(source, opts);
+    const ring = (refresh = false): Promise<KeyRing> => loader({ refresh });
     return {
         async sealComment(runId, checkpointId, comment) {
             if (!cipher) return comment;

@@ -116,11 +116,65 @@ export function rotateKeyRing(doc: KeyRingDoc, opts: { kid?: string; now?: Date 
 
 /** Loads `<keysDir>/data-keys.json`, creating it (one fresh key, mode 0600) if absent. */
 export function loadOrCreateDataKeyFile(keysDir: string): Promise<KeyRing> {
-    return loadOrCreateKeyFile(
-        join(keysDir, DATA_KEY_FILE),
-        () => `${JSON.stringify(newKeyRingDoc(), null, 2)}\n`,
-        parseKeyRing,
-    );
+    return loadOrCreateRingFile(join(keysDir, DATA_KEY_FILE));
+}
+
+/** Loads a key ring file, creating it (one fresh key, mode 0600) if absent. */
+export function loadOrCreateRingFile(file: string, create: () => string = newKeyRingText): Promise<KeyRing> {
+    return loadOrCreateKeyFile(file, create, parseKeyRing);
+}
+
+function newKeyRingText(): string {
+    return `${JSON.stringify(newKeyRingDoc(), null, 2)}\n`;
+}
+
+/**
+ * Where a ring comes from, for every ring of the app (data keys, audit chain keys, decision attestation keys): the
+ * secret `cfg.keysSecret` when it is set, else (local operation) `file` in `cfg.keysDir`, created on first use.
+ * Without either, the first use fails loudly naming the secret (a configuration error the start-up check also names).
+ */
+export function ringSource(
+    secrets: SecretStore,
+    cfg: { keysSecret: string; keysDir: string | undefined },
+    file: string,
+    what: string,
+    create?: () => string,
+): () => Promise<KeyRing> {
+    return async () => {
+        const secret = await secrets.get(cfg.keysSecret);
+        if (secret !== undefined) return parseKeyRing(secret, `secret '${cfg.keysSecret}'`);
+        if (cfg.keysDir !== undefined) return loadOrCreateRingFile(join(cfg.keysDir, file), create);
+        throw new Error(`No ${what}: set the secret '${cfg.keysSecret}'.`);
+    };
+}
+
+/**
+ * A loaded ring (or what is made of it) as every key user reads it: loaded on first use, again once `cacheMs` old, and
+ * again on `{ refresh: true }` (a value named a kid the ring lacks, a rotation made on another instance) if the last
+ * load is over 30 seconds old. A failed load is not kept.
+ */
+export type RingLoader<T> = (opts?: { refresh?: boolean }) => Promise<T>;
+
+export function cachedRing<T>(
+    source: () => Promise<T>,
+    opts: { cacheMs?: number; now?: () => number } = {},
+): RingLoader<T> {
+    const maxAge = opts.cacheMs ?? DEFAULT_CACHE_MS;
+    const now = opts.now ?? Date.now;
+    let loaded: Promise<T> | undefined;
+    let loadedAt = 0;
+    return (o = {}) => {
+        const age = now() - loadedAt;
+        if (!loaded || age > maxAge || (o.refresh && age > UNKNOWN_KID_REFRESH_MS)) {
+            loadedAt = now();
+            const loading = source();
+            loading.catch(() => {
+                if (loaded === loading) loaded = undefined;
+            });
+            loaded = loading;
+        }
+        return loaded;
+    };
 }
 
 /**
@@ -131,12 +185,7 @@ export function keyRingSource(
     secrets: SecretStore,
     cfg: Pick<CryptoConfig, 'keysSecret' | 'keysDir'>,
 ): () => Promise<KeyRing> {
-    return async () => {
-        const secret = await secrets.get(cfg.keysSecret);
-        if (secret !== undefined) return parseKeyRing(secret, `secret '${cfg.keysSecret}'`);
-        if (cfg.keysDir !== undefined) return loadOrCreateDataKeyFile(cfg.keysDir);
-        throw new Error(`No data encryption keys: set the secret '${cfg.keysSecret}'.`);
-    };
+    return ringSource(secrets, cfg, DATA_KEY_FILE, 'data encryption keys');
 }
 
 /**
@@ -144,26 +193,11 @@ export function keyRingSource(
  * again on `{ refresh: true }` (a value named a kid this ring lacks) if the last load is over 30 seconds old. A
  * failed load is not kept.
  */
-export type CipherLoader = (opts?: { refresh?: boolean }) => Promise<FieldCipher>;
+export type CipherLoader = RingLoader<FieldCipher>;
 
 export function cachedCipher(
     source: () => Promise<KeyRing>,
     opts: { cacheMs?: number; now?: () => number } = {},
 ): CipherLoader {
-    const maxAge = opts.cacheMs ?? DEFAULT_CACHE_MS;
-    const now = opts.now ?? Date.now;
-    let loaded: Promise<FieldCipher> | undefined;
-    let loadedAt = 0;
-    return (o = {}) => {
-        const age = now() - loadedAt;
-        if (!loaded || age > maxAge || (o.refresh && age > UNKNOWN_KID_REFRESH_MS)) {
-            loadedAt = now();
-            const loading = source().then((ring) => new FieldCipher(ring));
-            loading.catch(() => {
-                if (loaded === loading) loaded = undefined;
-            });
-            loaded = loading;
-        }
-        return loaded;
-    };
+    return cachedRing(() => source().then((ring) => new FieldCipher(ring)), opts);
 }
