@@ -56,13 +56,19 @@ it('kill -9 during runs and decisions: every run finishes, each state change rec
         // Approve every checkpoint as it opens, killing the host once more in the middle of it.
         let killed = false;
         let last: any[] = [];
+        let lastRefusal: string | undefined;
         await waitUntil(
             async () => {
-                const statuses = await Promise.all(
-                    [...ids.values()].map(
-                        async (id) => (await api.call('GET', `/pipeline/status/${id}`, { user: USERS.ada })).body.data,
-                    ),
+                const answers = await Promise.all(
+                    [...ids.values()].map((id) => api.call('GET', `/pipeline/status/${id}`, { user: USERS.ada })),
                 );
+                // A host that is still starting answers 503: poll again, but keep what it said for the report.
+                const refused = answers.filter((a) => a.status !== 200);
+                if (refused.length > 0) {
+                    lastRefusal = refused.map((a) => `${a.status} ${a.body?.error_code}: ${a.body?.message}`)[0];
+                    return false;
+                }
+                const statuses = answers.map((a) => a.body.data);
                 last = statuses;
                 const waiting = statuses.filter((s) => s.status === 'AwaitingApproval' && s.nextAction);
                 await Promise.allSettled(
@@ -93,7 +99,8 @@ it('kill -9 during runs and decisions: every run finishes, each state change rec
                     history: s.history.slice(-4),
                 }));
             throw new Error(
-                `${String(e)}\nstuck: ${JSON.stringify(stuck.slice(0, 3), null, 1)}\nhost output:\n${host.output().slice(-3000)}`,
+                `${String(e)}\nlast refused status read: ${lastRefusal ?? 'none'}\n` +
+                    `stuck: ${JSON.stringify(stuck.slice(0, 3), null, 1)}\nhost output:\n${host.output().slice(-3000)}`,
             );
         });
 
