@@ -156,7 +156,8 @@ export async function notifyForEvent(ports: NotifyPorts, event: NotifiableEvent)
 type ApprovalKind = 'opened' | 'escalated' | 'reminder' | 'answered';
 
 /**
- * The submitter hears of their run's checkpoint (issue 11): it opened, or someone decided it. Personal addresses only,
+ * The submitter hears of their run's checkpoint (issue 11): it opened, or someone decided it. Personal channels and
+ * addresses only (the checkpoint's e-mail and webhook channels; e-mail when it has neither),
  * one message per (event, submitter, channel), with one link: the run's page behind sign-in. Nobody's words are
  * quoted: a request for information says who asks and sends the submitter to the run's page to read and answer it.
  */
@@ -203,7 +204,9 @@ async function tellSubmitter(
             ];
         } else return;
     }
-    const channels = checkpoint.channels.length ? checkpoint.channels : ['email' as const];
+    // Personal channels only: a Teams or Slack incoming webhook posts where the whole channel reads.
+    const personal = checkpoint.channels.filter((c) => !SHARED_CHANNELS.includes(c));
+    const channels = personal.length ? personal : ['email' as const];
     const open = (): Promise<NotificationMessage['links']> =>
         Promise.resolve([{ decision: 'open', url: ports.runUrl(run.id) }]);
     await fanOut(ports, event, run, checkpoint, submitter, channels, subject, lines, open, summary, true);

@@ -344,8 +344,8 @@ describe('fan-out', () => {
     it('asks every approver of the team but the submitter by e-mail with three links, and the Teams channel once; idempotent per event', async () => {
         const run = waitingRun({}, { channels: ['email', 'teams'] });
         const { ports, email, dir } = setup(run);
-        // + the submitter (dana) by e-mail: her run waits (issue 11); she has no Teams address of her own
-        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 3, failed: 0, skipped: 2 });
+        // + the submitter (dana) by e-mail: her run waits (issue 11); never on the shared Teams channel
+        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 3, failed: 0, skipped: 1 });
         expect(email.sent.map((s) => s.to)).toEqual(['ava@example.com', 'dana@example.com']); // amir: no e-mail
         const lines = readOutbox(outboxPath(dir));
         expect(lines.map((l) => `${l.channel}:${l.personId}:${l.to}`)).toEqual([
@@ -360,7 +360,7 @@ describe('fan-out', () => {
         expect(lines[1]!.note).toMatch(/not configured/);
         expect(lines[1]!.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
         // redelivered: nothing more
-        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 0, failed: 0, skipped: 5 });
+        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 0, failed: 0, skipped: 4 });
         expect(readOutbox(outboxPath(dir))).toHaveLength(3);
     });
 
@@ -408,10 +408,12 @@ describe('fan-out', () => {
     it('off the embedded host an unconfigured channel fails', async () => {
         const { ports, dir } = setup(waitingRun({}, { channels: ['teams'] }), false);
         ports.log = new OutboxFile(outboxPath(dir));
-        // one channel message (not one per approver), failed: Teams has no webhook
-        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0, failed: 1 });
+        // one channel message (not one per approver), failed: Teams has no webhook; the submitter hears by e-mail
+        // (her personal channel when the checkpoint names only shared ones)
+        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 1, failed: 1 });
         expect(readOutbox(outboxPath(dir))).toEqual([
             expect.objectContaining({ channel: 'teams', personId: '#channel', status: 'failed' }),
+            expect.objectContaining({ channel: 'email', personId: 'dana', status: 'sent' }),
         ]);
     });
 
@@ -465,7 +467,8 @@ describe('fan-out', () => {
             expect(JSON.stringify(email.sent)).not.toContain('sealed:');
             for (const x of email.sent)
                 expect(x.m.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
-            expect(teams.sent).toHaveLength(0); // dana has no Teams address of her own: no channel post
+            expect(teams.sent).toHaveLength(0); // never on a shared channel, whatever address she has
+            expect(readOutbox(outboxPath(dir)).filter((l) => l.channel === 'teams')).toHaveLength(0);
             // one message per event per person per channel
             expect(await notifyForEvent(ports, decided('request_info'))).toMatchObject({ sent: 0 });
             expect(readOutbox(outboxPath(dir)).filter((l) => l.personId === 'dana')).toHaveLength(3);
