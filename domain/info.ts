@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 
 import { ConflictError, NotFoundError } from './errors';
 import type { Principal } from './principal';
+import { applyProjection } from './projection';
 import { assertCanAnswer, visibleRun } from './rbac';
 import { type CheckpointState, type RunDoc, runIdOfCheckpoint } from './run';
 import { type RecordInput, recordStateChange, type StepPorts } from './steps';
@@ -61,9 +62,17 @@ export async function answerInfoRequest(
 ): Promise<InfoAnswerOutcome> {
     const runId = runIdOfCheckpoint(checkpointId);
     const stored = runId === undefined ? undefined : await ports.runs.get(runId);
-    const { run, checkpoint } = assertAnswerable(principal, stored, checkpointId);
+    const read = assertAnswerable(principal, stored, checkpointId);
     const at = ports.now().toISOString();
-    const input = infoProvided(run, checkpoint, principal, comment, at, correlationID);
+    let input = infoProvided(read.run, read.checkpoint, principal, comment, at, correlationID);
+    let checkpoint = read.checkpoint;
+    // Claimed in the run store's own read-modify-write first, so of two answers racing for one request, one wins and
+    // the other is CONFLICT; recordStateChange then audits it (applying the same answer again changes nothing).
+    const run = await ports.runs.update(read.run.id, (current) => {
+        checkpoint = assertAnswerable(principal, current, checkpointId).checkpoint;
+        input = { ...input, details: requestOf(checkpoint) };
+        return applyProjection(current, input.projection, at);
+    });
     await recordStateChange(ports, input);
     return { run, checkpoint, eventId: input.eventId };
 }
@@ -87,11 +96,13 @@ export function infoProvided(
         stage: checkpoint.stage,
         checkpointId: checkpoint.checkpointId,
         reason: comment,
-        details: {
-            ...(checkpoint.infoRequest
-                ? { requestedBy: checkpoint.infoRequest.by, requestedAt: checkpoint.infoRequest.at }
-                : {}),
-        },
+        details: requestOf(checkpoint),
         projection: { infoAnswer: { checkpointId: checkpoint.checkpointId, by: principal.id, at, comment } },
     };
+}
+
+/** The audit details of an answer: the request it answers. */
+function requestOf(checkpoint: Pick<CheckpointState, 'infoRequest'>): Record<string, unknown> {
+    const r = checkpoint.infoRequest;
+    return r ? { requestedBy: r.by, requestedAt: r.at } : {};
 }

@@ -81,6 +81,18 @@ describe('answerInfoRequest', () => {
         expect(audit.records.filter((r) => r.runId === 'run-1')).toHaveLength(1);
     });
 
+    it('of two answers racing for one request, one wins and the other is CONFLICT (one audit record)', async () => {
+        const { runs, audit, ports } = await setup();
+        const results = await Promise.allSettled([
+            answerInfoRequest(ports, SUBMITTER, CP, 'first', 'c1'),
+            answerInfoRequest(ports, TEAMMATE, CP, 'second', 'c2'),
+        ]);
+        expect(results.map((r) => r.status).sort()).toEqual(['fulfilled', 'rejected']);
+        expect(results.find((r) => r.status === 'rejected')).toMatchObject({ reason: expect.any(ConflictError) });
+        expect(audit.records.filter((r) => r.type === 'checkpoint.info_provided')).toHaveLength(1);
+        expect((await runs.get('run-1'))!.checkpoints[0]!.infoAnswers).toHaveLength(1);
+    });
+
     it('changes nothing for a caller who may not answer', async () => {
         const { runs, audit, ports } = await setup();
         await expect(answerInfoRequest(ports, COMPLIANCE, CP, 'x', 'c')).rejects.toThrow(ForbiddenError);
