@@ -26,6 +26,7 @@ export const EVENT_TYPES = [
     'checkpoint.decided',
     'checkpoint.expired',
     'checkpoint.escalated',
+    'checkpoint.info_provided',
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

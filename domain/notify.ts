@@ -8,6 +8,11 @@
  *   everyone in it reads) get one message per checkpoint per channel naming who may decide and the deadline, with no
  *   personal link: only an `open` link to the run's page, where the clicker signs in and the API checks they may decide.
  * - `checkpoint.expired` / `pipeline.failed`: the submitter, when the directory knows an address for them; no links.
+ * - The info loop (issue 11): the submitter is also told, on their personal addresses, when a checkpoint opens on their
+ *   run and when it is decided (approve, reject, request_info), with only an `open` link to the run's page. A request
+ *   for information never quotes the approver's words (they are sealed at rest; the run's page shows them to the
+ *   signed-in submitter). `checkpoint.info_provided` (the answer) asks the checkpoint's approvers again, as
+ *   `checkpoint.opened` does, with fresh signed links on personal channels; it never quotes the answer either.
  * - Reminders (`remindApprovers`, from a timer): the approvers of a checkpoint whose deadline draws near, as for
  *   `checkpoint.opened`, once per (checkpoint, deadline, person, channel).
  *
@@ -24,13 +29,21 @@ export const NOTIFIED_EVENTS = [
     'mesh.checkpoint.escalated',
     'mesh.checkpoint.expired',
     'mesh.pipeline.failed',
+    'mesh.checkpoint.decided',
+    'mesh.checkpoint.info_provided',
 ] as const;
 
 /** The CloudEvent fields the fan-out reads. */
 export interface NotifiableEvent {
     id: string;
     type: string;
-    data?: { orchestrationID?: string; checkpointId?: string; reason?: string } | null;
+    data?: {
+        orchestrationID?: string;
+        checkpointId?: string;
+        reason?: string;
+        actor?: string;
+        details?: Record<string, unknown>;
+    } | null;
 }
 
 export interface NotifyPorts {
@@ -86,6 +99,22 @@ export async function notifyForEvent(ports: NotifyPorts, event: NotifiableEvent)
         }
         const kind = event.type === 'mesh.checkpoint.escalated' ? 'escalated' : 'opened';
         await requestApprovals(ports, event, run, checkpoint, kind, summary);
+        if (kind === 'opened') await tellSubmitter(ports, event, run, checkpoint, summary);
+        return summary;
+    }
+    if (event.type === 'mesh.checkpoint.decided') {
+        if (checkpoint) await tellSubmitter(ports, event, run, checkpoint, summary);
+        return summary;
+    }
+    if (event.type === 'mesh.checkpoint.info_provided') {
+        if (!checkpoint) return summary;
+        if (!OPEN_STATES.has(checkpoint.status)) {
+            ports.info(
+                `notify: checkpoint ${checkpoint.checkpointId} is ${checkpoint.status}; the answer asks no one.`,
+            );
+            return summary;
+        }
+        await requestApprovals(ports, event, run, checkpoint, 'answered', summary);
         return summary;
     }
     const submitter = await ports.directory.person(run.createdBy);
@@ -120,8 +149,68 @@ export async function notifyForEvent(ports: NotifyPorts, event: NotifiableEvent)
     return summary;
 }
 
-/** Why approvers are asked: the checkpoint opened, escalated to them, or its deadline draws near. */
-type ApprovalKind = 'opened' | 'escalated' | 'reminder';
+/**
+ * Why approvers are asked: the checkpoint opened, escalated to them, its deadline draws near, or the submitter
+ * answered a request for information.
+ */
+type ApprovalKind = 'opened' | 'escalated' | 'reminder' | 'answered';
+
+/**
+ * The submitter hears of their run's checkpoint (issue 11): it opened, or someone decided it. Personal channels and
+ * addresses only (the checkpoint's e-mail and webhook channels; e-mail when it has neither),
+ * one message per (event, submitter, channel), with one link: the run's page behind sign-in. Nobody's words are
+ * quoted: a request for information says who asks and sends the submitter to the run's page to read and answer it.
+ */
+async function tellSubmitter(
+    ports: NotifyPorts,
+    event: NotifiableEvent,
+    run: RunDoc,
+    checkpoint: CheckpointState,
+    summary: NotifySummary,
+): Promise<void> {
+    const submitter = await ports.directory.person(run.createdBy);
+    if (!submitter) {
+        ports.info(`notify: the directory has no address for ${run.createdBy}; ${event.type} not sent.`);
+        return;
+    }
+    const title = run.metadata.title ?? run.id;
+    const where = `${checkpoint.position} the ${checkpoint.stage} stage`;
+    let subject: string;
+    let lines: string[];
+    if (event.type === 'mesh.checkpoint.opened') {
+        subject = `Your run "${title}" waits for approval`;
+        lines = [
+            `Your run "${title}" (${run.id}) reached a checkpoint ${where} and waits for approval by ${checkpoint.requiredRoles.join(', ')}.`,
+            ...(checkpoint.deadline ? [`Deadline: ${checkpoint.deadline}.`] : []),
+        ];
+    } else {
+        const decision = event.data?.details?.decision;
+        const actorId = event.data?.actor ?? 'someone';
+        const actor =
+            checkpoint.decisions.find((d) => d.actorId === actorId && d.actorName)?.actorName ??
+            (await ports.directory.person(actorId))?.name ??
+            actorId;
+        if (decision === 'request_info') {
+            subject = `Information requested for "${title}"`;
+            lines = [
+                `${actor} asks for more information before deciding the checkpoint ${where} of your run "${title}".`,
+                `Open the run (sign in) to read the question and answer it; the approvers are told when you do.`,
+            ];
+        } else if (decision === 'approve' || decision === 'reject') {
+            subject = `${decision === 'approve' ? 'Approved' : 'Rejected'} by ${actor}: "${title}"`;
+            lines = [
+                `${actor} ${decision === 'approve' ? 'approved' : 'rejected'} the checkpoint ${where} of your run "${title}".`,
+                `Checkpoint: ${checkpoint.status}.`,
+            ];
+        } else return;
+    }
+    // Personal channels only: a Teams or Slack incoming webhook posts where the whole channel reads.
+    const personal = checkpoint.channels.filter((c) => !SHARED_CHANNELS.includes(c));
+    const channels = personal.length ? personal : ['email' as const];
+    const open = (): Promise<NotificationMessage['links']> =>
+        Promise.resolve([{ decision: 'open', url: ports.runUrl(run.id) }]);
+    await fanOut(ports, event, run, checkpoint, submitter, channels, subject, lines, open, summary, true);
+}
 
 /**
  * One approval request per approver per channel: every person holding one of the checkpoint's current required
@@ -142,7 +231,9 @@ async function requestApprovals(
     const subject =
         kind === 'reminder'
             ? `Reminder: approval ${what}`
-            : `${kind === 'escalated' ? 'Escalated: approval' : 'Approval'} ${what}`;
+            : kind === 'answered'
+              ? `Information provided: approval ${what}`
+              : `${kind === 'escalated' ? 'Escalated: approval' : 'Approval'} ${what}`;
     const personal = checkpoint.channels.filter((c) => !SHARED_CHANNELS.includes(c));
     const shared = checkpoint.channels.filter((c) => SHARED_CHANNELS.includes(c));
     const deciders: Person[] = [];
@@ -236,7 +327,12 @@ export async function remindApprovers(
 
 function approvalLines(run: RunDoc, c: CheckpointState, kind: ApprovalKind): string[] {
     const by = run.createdByName ?? run.createdBy;
-    const lead = { opened: 'The', escalated: 'Escalated to you: the', reminder: 'Reminder: the' }[kind];
+    const lead = {
+        opened: 'The',
+        escalated: 'Escalated to you: the',
+        reminder: 'Reminder: the',
+        answered: "The requested information was provided (read it on the run's page): the",
+    }[kind];
     return [
         `${lead} run "${run.metadata.title ?? run.id}" by ${by} (team ${run.metadata.team}, risk ${run.metadata.riskLevel}) waits for approval ${c.position} the ${c.stage} stage.`,
         `Required roles: ${c.requiredRoles.join(', ')}; approvals needed: ${c.approvals}.`,
@@ -253,7 +349,12 @@ function channelLines(
     personal: readonly Channel[],
 ): string[] {
     const by = run.createdByName ?? run.createdBy;
-    const lead = { opened: 'The', escalated: 'Escalated: the', reminder: 'Reminder: the' }[kind];
+    const lead = {
+        opened: 'The',
+        escalated: 'Escalated: the',
+        reminder: 'Reminder: the',
+        answered: 'Information provided: the',
+    }[kind];
     const names = [...new Set(deciders.map((p) => p.name))].sort((a, b) => a.localeCompare(b));
     return [
         `${lead} run "${run.metadata.title ?? run.id}" by ${by} (team ${run.metadata.team}, risk ${run.metadata.riskLevel}) waits for approval ${c.position} the ${c.stage} stage.`,

@@ -5,7 +5,14 @@
 import { isTerminal, type Position, type RunStatus, type Stage, type StageStatus } from './pipeline';
 import type { CheckpointSpec } from './policy';
 import type { Decision } from './quorum';
-import type { CheckpointDecisionRecord, CheckpointState, CheckpointStatus, NextAction, RunDoc } from './run';
+import type {
+    CheckpointDecisionRecord,
+    CheckpointState,
+    CheckpointStatus,
+    InfoAnswer,
+    NextAction,
+    RunDoc,
+} from './run';
 
 /** A change to the run's projection that travels with its audit record. */
 export interface ProjectionChange {
@@ -35,6 +42,8 @@ export interface ProjectionChange {
         };
     };
     nextAction?: NextAction | null;
+    /** The submitter (or their team) answered the checkpoint's open info request: kept, and the request closed. */
+    infoAnswer?: InfoAnswer & { checkpointId: string };
     /** Copy the output stored under this key into the run's `output`. */
     outputKey?: string;
     error?: { code: string; message: string } | null;
@@ -77,7 +86,22 @@ export function applyProjection(run: RunDoc, change: ProjectionChange, at: strin
         );
     }
     if (change.checkpoint) next.checkpoints = upsertCheckpoint(run.checkpoints, change.checkpoint);
+    if (change.infoAnswer) next.checkpoints = answerInfo(next.checkpoints, change.infoAnswer);
     return next;
+}
+
+/** The statuses in which a checkpoint takes decisions (and an info request can be open). */
+const TAKES_DECISIONS: ReadonlySet<CheckpointStatus> = new Set(['Open', 'Escalated']);
+
+/** Keeps an answer (once: the same answerer and time is the same answer) and closes the open info request. */
+function answerInfo(list: CheckpointState[], a: NonNullable<ProjectionChange['infoAnswer']>): CheckpointState[] {
+    const { checkpointId, ...answer } = a;
+    return list.map((c) => {
+        if (c.checkpointId !== checkpointId) return c;
+        if (c.infoAnswers?.some((x) => x.by === answer.by && x.at === answer.at)) return c;
+        const { infoRequest: _answered, ...rest } = c;
+        return { ...rest, infoAnswers: [...(c.infoAnswers ?? []), answer] };
+    });
 }
 
 function upsertCheckpoint(list: CheckpointState[], c: NonNullable<ProjectionChange['checkpoint']>): CheckpointState[] {
@@ -104,12 +128,21 @@ function upsertCheckpoint(list: CheckpointState[], c: NonNullable<ProjectionChan
         decisions: [],
     };
     const d = c.decision;
-    const decisions: CheckpointDecisionRecord[] =
+    const fresh =
         d && !base.decisions.some((x) => x.actorId === d.actorId && x.at === d.at && x.decision === d.decision)
-            ? [...base.decisions, d]
-            : base.decisions;
+            ? d
+            : undefined;
+    const decisions: CheckpointDecisionRecord[] = fresh ? [...base.decisions, fresh] : base.decisions;
+    // A request_info decision opens an info request (a newer one replaces it); a closed checkpoint has none open.
+    const { infoRequest: open, ...rest } = base;
+    const infoRequest = !TAKES_DECISIONS.has(c.status)
+        ? undefined
+        : fresh?.decision === 'request_info'
+          ? { by: fresh.actorId, at: fresh.at, ...(fresh.comment !== undefined ? { comment: fresh.comment } : {}) }
+          : open;
     const updated: CheckpointState = {
-        ...base,
+        ...rest,
+        ...(infoRequest ? { infoRequest } : {}),
         status: c.status,
         openedAt: c.openedAt ?? base.openedAt,
         deadline: c.deadline ?? base.deadline,

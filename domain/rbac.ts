@@ -80,6 +80,22 @@ export function assertCanDecide(p: Principal, run: RunDoc, checkpoint: Pick<Chec
         throw new ForbiddenError(`Approvers must belong to team '${run.metadata.team}'.`);
 }
 
+/** Who answers info requests on a team's runs besides the submitter: the team's members who submit work. */
+const ANSWERERS: readonly Role[] = ['Mesh.Developer', 'Mesh.DataScientist'];
+
+/**
+ * Answering an approver's request for information: the run's submitter, or a member of its team who submits work
+ * (Mesh.Developer, Mesh.DataScientist). Those who see the run otherwise (Compliance, Operator, Admin, approvers
+ * of the team) are FORBIDDEN: the answer speaks for the run's authors.
+ */
+export function assertCanAnswer(p: Principal, run: Pick<RunDoc, 'createdBy' | 'metadata'>): void {
+    if (run.createdBy === p.id) return;
+    if (p.teams.includes(run.metadata.team) && has(p, ANSWERERS)) return;
+    throw new ForbiddenError(
+        `Only the run's submitter or a Mesh.Developer or Mesh.DataScientist of team '${run.metadata.team}' can answer.`,
+    );
+}
+
 export function assertCanReadPolicy(p: Principal): void {
     if (!has(p, POLICY_READERS))
         throw new ForbiddenError('Reading the checkpoint policy needs Mesh.Compliance, Mesh.Admin or Mesh.Operator.');

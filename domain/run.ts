@@ -46,6 +46,24 @@ export interface CheckpointState {
     deadline: string | null;
     escalated: boolean;
     decisions: CheckpointDecisionRecord[];
+    /** While an approver's request for information waits for an answer (set by a `request_info` decision). */
+    infoRequest?: InfoRequest;
+    /** The answers the submitter (or their team) gave to info requests, oldest first. */
+    infoAnswers?: InfoAnswer[];
+}
+
+/** An open request for information: who asked (an approver), when, and their comment (sealed at rest). */
+export interface InfoRequest {
+    by: string;
+    at: string;
+    comment?: string;
+}
+
+/** An answer to an info request: who answered, when, and what they wrote (sealed at rest). */
+export interface InfoAnswer {
+    by: string;
+    at: string;
+    comment: string;
 }
 
 export interface NextAction {

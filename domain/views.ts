@@ -1,8 +1,18 @@
 /** What the API shows of a run: the status view (SPEC "GET /pipeline/status") and the list summary. */
-import type { AuditRecord } from './audit';
-import type { RunDoc } from './run';
+import { type AuditRecord, maskPiiText } from './audit';
+import type { InfoAnswer, InfoRequest, RunDoc } from './run';
 
-export function statusView(run: RunDoc, history: AuditRecord[]): Record<string, unknown> {
+/**
+ * `maskWords`: the reader is not of the run's team (domain/privacy.ts `readsOwnWords`), so the words of info requests
+ * and answers are shown with personal data masked.
+ */
+export function statusView(
+    run: RunDoc,
+    history: AuditRecord[],
+    opts: { maskWords?: boolean } = {},
+): Record<string, unknown> {
+    const words = <T extends InfoRequest | InfoAnswer>(x: T): T =>
+        opts.maskWords && x.comment !== undefined ? { ...x, comment: maskPiiText(x.comment) } : x;
     return {
         orchestrationID: run.id,
         status: run.status,
@@ -32,6 +42,8 @@ export function statusView(run: RunDoc, history: AuditRecord[]): Record<string, 
                 channel: d.channel,
                 at: d.at,
             })),
+            ...(c.infoRequest ? { infoRequest: words(c.infoRequest) } : {}),
+            ...(c.infoAnswers?.length ? { infoAnswers: c.infoAnswers.map(words) } : {}),
         })),
         createdAt: run.createdAt,
         updatedAt: run.updatedAt,

@@ -1,7 +1,8 @@
 /**
  * Store decorators that seal sensitive fields before any store adapter sees them (adapters/crypto/fieldCipher.ts):
  *
- * - runs: `input`, `output`, every decision's `comment` (`checkpoints[].decisions[].comment`), the pause reason
+ * - runs: `input`, `output`, every decision's `comment` (`checkpoints[].decisions[].comment`), the comments of info
+ *   requests and their answers (`checkpoints[].infoRequest.comment`, `checkpoints[].infoAnswers[].comment`), the pause reason
  *   (`pause.reason`) and stage outputs (`putOutput`), opened again on every read, so callers only ever see plaintext;
  * - audit: `details.comment` (when a string) and the `reason` of a decision or rejection (the approver's comment) and
  *   of a pause, resume or abort (the operator's words),
@@ -12,7 +13,7 @@
  */
 import { type AuditRecord, maskPiiText, type NewAuditEvent } from '../../domain/audit';
 import type { AuditLog, Page, RunStore } from '../../domain/ports';
-import type { CheckpointDecisionRecord, CheckpointState, RunDoc } from '../../domain/run';
+import type { CheckpointDecisionRecord, CheckpointState, InfoAnswer, InfoRequest, RunDoc } from '../../domain/run';
 import { FieldCipher, FieldCipherError, isSealed, type SealContext, type SealedValue } from './fieldCipher';
 import type { CipherLoader } from './keyRing';
 
@@ -128,7 +129,7 @@ export async function openAuditDetails(record: AuditRecord, cipher: CipherSource
 
 /**
  * The audit types whose `reason` is what a person typed: an approver's comment (a decision, and the rejection it
- * caused) and an operator's pause, resume or abort reason. Sealed like every other comment. Other reasons (a failure,
+ * caused), an operator's pause, resume or abort reason, and a submitter's answer to an info request. Sealed like every other comment. Other reasons (a failure,
  * a timeout) are the system's own words.
  */
 const COMMENT_REASONS: ReadonlySet<string> = new Set([
@@ -137,6 +138,7 @@ const COMMENT_REASONS: ReadonlySet<string> = new Set([
     'pipeline.paused',
     'pipeline.resumed',
     'pipeline.aborted',
+    'checkpoint.info_provided',
 ]);
 
 /** `reason` is a string in the record's type, so its sealed form is text: this prefix and the sealed JSON, base64url. */
@@ -174,6 +176,14 @@ function decisionCommentContext(runId: string, checkpointId: string, d: Checkpoi
     return { runId, field: `checkpoints[${checkpointId}].decisions[${d.actorId}@${d.at}].comment` };
 }
 
+function infoRequestCommentContext(runId: string, checkpointId: string, r: InfoRequest): SealContext {
+    return { runId, field: `checkpoints[${checkpointId}].infoRequest[${r.by}@${r.at}].comment` };
+}
+
+function infoAnswerCommentContext(runId: string, checkpointId: string, a: InfoAnswer): SealContext {
+    return { runId, field: `checkpoints[${checkpointId}].infoAnswers[${a.by}@${a.at}].comment` };
+}
+
 function auditCommentContext(event: Pick<NewAuditEvent, 'runId' | 'eventId'>): SealContext {
     return { runId: event.runId, field: `audit[${event.eventId}].details.comment` };
 }
@@ -209,15 +219,33 @@ function mapRun(run: RunDoc, map: (value: unknown, ctx: SealContext) => unknown)
             ...run.pause,
             reason: map(run.pause.reason, pauseReasonContext(run.id, run.pause.pauseId)) as string,
         };
-    const commented = (c: CheckpointState) => c.decisions.some((d) => d.comment !== undefined);
+    const commented = (c: CheckpointState) =>
+        c.decisions.some((d) => d.comment !== undefined) ||
+        c.infoRequest?.comment !== undefined ||
+        (c.infoAnswers?.length ?? 0) > 0;
     if (run.checkpoints.some(commented)) {
+        // The stored form holds a sealed object where the types say string.
         const decision = (c: CheckpointState, d: CheckpointDecisionRecord): CheckpointDecisionRecord =>
             d.comment === undefined
                 ? d
-                : // The stored form holds a sealed object where the type says string.
-                  { ...d, comment: map(d.comment, decisionCommentContext(run.id, c.checkpointId, d)) as string };
+                : { ...d, comment: map(d.comment, decisionCommentContext(run.id, c.checkpointId, d)) as string };
+        const request = (c: CheckpointState, r: InfoRequest): InfoRequest =>
+            r.comment === undefined
+                ? r
+                : { ...r, comment: map(r.comment, infoRequestCommentContext(run.id, c.checkpointId, r)) as string };
+        const answer = (c: CheckpointState, a: InfoAnswer): InfoAnswer => ({
+            ...a,
+            comment: map(a.comment, infoAnswerCommentContext(run.id, c.checkpointId, a)) as string,
+        });
         next.checkpoints = run.checkpoints.map((c) =>
-            commented(c) ? { ...c, decisions: c.decisions.map((d) => decision(c, d)) } : c,
+            commented(c)
+                ? {
+                      ...c,
+                      decisions: c.decisions.map((d) => decision(c, d)),
+                      ...(c.infoRequest ? { infoRequest: request(c, c.infoRequest) } : {}),
+                      ...(c.infoAnswers ? { infoAnswers: c.infoAnswers.map((a) => answer(c, a)) } : {}),
+                  }
+                : c,
         );
     }
     return next;

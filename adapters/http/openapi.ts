@@ -280,6 +280,27 @@ const OPERATIONS: Operation[] = [
         errors: [...WITH_BODY, ...AUTHENTICATED, 'NOT_FOUND', 'CONFLICT'],
     },
     {
+        method: 'post',
+        path: '/pipeline/checkpoints/{checkpointId}/info',
+        operationId: 'answerInfoRequest',
+        tag: 'Checkpoints',
+        summary: "Answer an approver's request for information",
+        description:
+            'Answers the info request a request_info decision opened on the checkpoint. The answer is audited as ' +
+            "checkpoint.info_provided (sealed at rest like every comment), shown in the checkpoint's infoAnswers, and the " +
+            'approvers are notified again; the checkpoint keeps waiting for a decision. CONFLICT when no info request is open, ' +
+            'the checkpoint is closed or the run does not await approval.',
+        who: "the run's submitter, or a Mesh.Developer or Mesh.DataScientist of the run's team",
+        parameters: [{ $ref: '#/components/parameters/CheckpointId' }],
+        body: { schema: 'info-request', required: true },
+        success: {
+            status: 202,
+            description: 'Accepted: the answer is recorded and the approvers are notified.',
+            data: 'info-accepted',
+        },
+        errors: [...WITH_BODY, ...AUTHENTICATED, 'NOT_FOUND', 'CONFLICT'],
+    },
+    {
         method: 'get',
         path: '/approvals/{token}',
         operationId: 'getApprovalPage',

@@ -30,7 +30,9 @@ export function renderEmail(m: NotificationMessage): { subject: string; text: st
         ...(m.links.length
             ? [
                   '',
-                  'Decide with one of these links (each works once):',
+                  m.links.every((l) => l.decision === 'open')
+                      ? 'Open the run (sign in):'
+                      : 'Decide with one of these links (each works once):',
                   ...m.links.map((l) => `${DECISION_LABELS[l.decision]}: ${l.url}`),
               ]
             : []),
@@ -49,7 +51,12 @@ export function renderEmail(m: NotificationMessage): { subject: string; text: st
         `<!doctype html><html><body style="font-family:Segoe UI,Arial,sans-serif">` +
         `<p>Hello ${escapeHtml(m.recipient.name)},</p>` +
         m.lines.map((l) => `<p>${escapeHtml(l)}</p>`).join('') +
-        (buttons ? `<p>${buttons}</p><p style="color:#605e5c;font-size:12px">Each link works once.</p>` : '') +
+        (buttons
+            ? `<p>${buttons}</p>` +
+              (m.links.some((l) => l.decision !== 'open')
+                  ? `<p style="color:#605e5c;font-size:12px">Each link works once.</p>`
+                  : '')
+            : '') +
         `<p style="color:#605e5c">— Mesh Orchestrator</p></body></html>`;
     return { subject: m.subject, text, html };
 }

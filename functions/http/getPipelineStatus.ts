@@ -30,9 +30,10 @@ export async function getPipelineStatus(
         call.correlationID,
     );
     // The run's own team reads its words as typed; other readers (Compliance, other teams' operators) as the policy says.
-    const view = readsOwnWords(principal, run) ? { personalData: 'show' as const } : {};
+    const own = readsOwnWords(principal, run);
+    const view = own ? { personalData: 'show' as const } : {};
     const history = await Promise.all((await d.audit.latest(id, HISTORY)).map((r) => d.forDisplay(r, view)));
-    return { data: statusView(run, history) };
+    return { data: statusView(run, history, { maskWords: !own }) };
 }
 
 app.http('getPipelineStatus', {

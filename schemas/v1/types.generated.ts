@@ -26,6 +26,7 @@ export type AuditEventType =
     | 'checkpoint.decided'
     | 'checkpoint.expired'
     | 'checkpoint.escalated'
+    | 'checkpoint.info_provided'
     | 'policy.updated'
     | 'retention.purged'
     | 'checkpoint.refused';
@@ -192,6 +193,8 @@ export interface SchemaTypes {
     envelope: Envelope;
     'error-data': ErrorData;
     health: Health;
+    'info-accepted': InfoAccepted;
+    'info-request': InfoRequest;
     logs: RunLogs;
     'resume-request': ResumeRequest;
     'run-accepted': RunAccepted;
@@ -433,6 +436,28 @@ export interface Health {
     checks?: {
         [k: string]: string;
     };
+}
+/**
+ * data of the 202 answer to POST /pipeline/checkpoints/{checkpointId}/info: the answer is recorded, the info request closed and the approvers notified again; the checkpoint keeps waiting for a decision.
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "InfoAccepted".
+ */
+export interface InfoAccepted {
+    checkpointId: CheckpointId;
+    orchestrationID: RunId;
+}
+/**
+ * Body of POST /pipeline/checkpoints/{checkpointId}/info: the submitter's (or their team's) answer to an approver's request for information. Sealed at rest like every comment.
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "InfoRequest".
+ */
+export interface InfoRequest {
+    /**
+     * The answer; required, not blank.
+     */
+    comment: string;
 }
 /**
  * data of GET /pipeline/logs/{id}: one page of the run's audit timeline (ascending seq) and whether its keyed hash chain verifies, against the chain keys and the run's head anchored outside the audit store. With ?format=ndjson the same records stream one per line, unenveloped, followed by one ChainVerdictLine.
@@ -691,6 +716,11 @@ export interface CheckpointView {
     deadline: IsoDateTime | null;
     escalated?: boolean;
     decisions: CheckpointDecisionView[];
+    infoRequest?: InfoRequestView;
+    /**
+     * The answers given to info requests on this checkpoint, oldest first.
+     */
+    infoAnswers?: InfoAnswerView[];
 }
 /**
  * One decision cast on a checkpoint.
@@ -711,6 +741,28 @@ export interface CheckpointDecisionView {
      */
     channel: 'api' | 'link';
     at: IsoDateTime;
+}
+/**
+ * While an approver's request for information waits for an answer (set by a request_info decision, cleared by an answer or when the checkpoint closes).
+ */
+export interface InfoRequestView {
+    /**
+     * The approver who asked.
+     */
+    by: string;
+    at: IsoDateTime;
+    /**
+     * What the approver asked.
+     */
+    comment?: string;
+}
+export interface InfoAnswerView {
+    /**
+     * Who answered: the submitter or a member of the run's team.
+     */
+    by: string;
+    at: IsoDateTime;
+    comment: string;
 }
 /**
  * Body of POST /pipeline/stop: pause or abort a run. Actor, time and reason are audited.

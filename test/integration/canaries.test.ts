@@ -5,7 +5,8 @@
  *
  * One high-risk run carries a canary in its input (and its title, a label allowed only in the run's row and the
  * notifications), in a pause and a resume reason, in a request_info
- * comment, in an approval comment through the API and in one through a signed link; a second run is aborted with a
+ * comment and in the submitter's answer to it (issue 11), in an approval comment through the API and in one through a
+ * signed link; a second run is aborted with a
  * canary reason. A local Event Grid subscription receives every event. Once every event is delivered, every file
  * under the data dir is read as bytes, while the host runs and again after it stopped: each canary is reported with
  * the files it was found in.
@@ -30,6 +31,7 @@ const CANARIES = {
     pauseReason: canary('PAUSE'),
     resumeReason: canary('RESUME'),
     requestInfoComment: canary('INFO'),
+    infoAnswer: canary('ANSWER'),
     apiDecisionComment: canary('APIDECISION'),
     linkDecisionComment: canary('LINKDECISION'),
     abortReason: canary('ABORT'),
@@ -193,6 +195,31 @@ it('keeps every canary out of every file under the data dir, and events carry pe
     const asCompliance = (await status(id, USERS.carl)).history.find((h: any) => h.type === 'checkpoint.decided');
     expect(asCompliance.reason).toBe(
         `${CANARIES.requestInfoComment} which dataset? mail ${COMMENT_PII_MASKED.email}, ring ${COMMENT_PII_MASKED.phone}`,
+    );
+    // The submitter answers (issue 11), with personal data: her team reads it as typed, Compliance masked.
+    await waitUntil(
+        async () => (await status(id)).checkpoints.some((c: any) => c.checkpointId === cp1 && c.infoRequest),
+        'the open info request',
+    );
+    const answer = `${CANARIES.infoAnswer} the Q3 export; mail ${COMMENT_PII.email}`;
+    const answered = await api.call('POST', `/pipeline/checkpoints/${cp1}/info`, {
+        user: USERS.dana,
+        body: { comment: answer },
+    });
+    expect(answered.status).toBe(202);
+    const answers = (u = USERS.dana) =>
+        status(id, u).then((st) => st.checkpoints.find((c: any) => c.checkpointId === cp1).infoAnswers);
+    expect(await answers()).toEqual([expect.objectContaining({ by: 'dana', comment: answer })]);
+    expect(await answers(USERS.carl)).toEqual([
+        expect.objectContaining({ comment: `${CANARIES.infoAnswer} the Q3 export; mail ${COMMENT_PII_MASKED.email}` }),
+    ]);
+    // The approvers are asked again (their notifications, like the submitter's, quote nobody's words).
+    await waitUntil(
+        () =>
+            Promise.resolve(
+                readOutbox(outboxPath(host.dataDir)).some((r) => r.eventType === 'mesh.checkpoint.info_provided'),
+            ),
+        'the approvers asked again after the answer',
     );
     expect((await decide(cp1, 'approve', `${CANARIES.apiDecisionComment} fine`)).status).toBe(202);
 

@@ -75,8 +75,9 @@ async function status(id: string): Promise<any> {
     return r.body.data;
 }
 
+/** The approval requests of a checkpoint (the submitter's own notices, issue 11, are left out). */
 function outboxFor(checkpointId: string): NotificationRecord[] {
-    return readOutbox(outboxPath(host.dataDir)).filter((r) => r.checkpointId === checkpointId);
+    return readOutbox(outboxPath(host.dataDir)).filter((r) => r.checkpointId === checkpointId && r.personId !== 'dana');
 }
 
 it('asks ava and amir by e-mail with signed links and the Teams channel once without; a link from the outbox decides', async () => {
@@ -114,8 +115,17 @@ it('asks ava and amir by e-mail with signed links and the Teams channel once wit
             .map((l) => l.to)
             .sort(),
     ).toEqual(['amir@example.com', 'ava@example.com']);
-    // the mail catcher kept both e-mails; the Teams receiver got both cards with three OpenUrl actions
-    expect(readdirSync(join(host.dataDir, 'mail')).filter((f) => f.endsWith('.eml'))).toHaveLength(2);
+    // the mail catcher kept both e-mails, and the submitter's notice that her run waits (issue 11)
+    await waitUntil(
+        () => Promise.resolve(readOutbox(outboxPath(host.dataDir)).some((r) => r.personId === 'dana')),
+        "the submitter's notice",
+    );
+    const submitter = readOutbox(outboxPath(host.dataDir)).filter((r) => r.personId === 'dana');
+    expect(submitter.map((r) => `${r.channel}:${r.to}:${r.eventType}`)).toEqual([
+        'email:dana@example.com:mesh.checkpoint.opened',
+    ]);
+    expect(submitter[0]!.links).toEqual([{ decision: 'open', url: `${host.origin}/pipeline/status/${id}` }]);
+    expect(readdirSync(join(host.dataDir, 'mail')).filter((f) => f.endsWith('.eml'))).toHaveLength(3);
     await waitUntil(() => Promise.resolve(cards.length >= 1), 'the Teams card');
     await new Promise((r) => setTimeout(r, 300)); // one card per channel, not one per approver
     expect(cards).toHaveLength(1);

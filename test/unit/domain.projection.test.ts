@@ -257,3 +257,75 @@ describe('applyProjection', () => {
         );
     });
 });
+
+describe('applyProjection: the info loop (issue 11)', () => {
+    const CP = 'run-1.1.taste.before.0';
+    const opened = (status: 'Open' | 'Escalated' | 'Approved' | 'Rejected' | 'Expired' = 'Open'): ProjectionChange => ({
+        checkpoint: {
+            checkpointId: CP,
+            key: 'taste.before.0',
+            iteration: 1,
+            stage: 'taste',
+            position: 'before',
+            status,
+        },
+    });
+    const asked = (actorId: string, at: string, comment?: string): ProjectionChange => {
+        const change = decided(actorId, 'request_info', at);
+        change.checkpoint!.decision!.comment = comment;
+        return change;
+    };
+    const answer = (by: string, at: string, comment = 'the Q3 export'): ProjectionChange => ({
+        infoAnswer: { checkpointId: CP, by, at, comment },
+    });
+    const cp = (run: RunDoc) => run.checkpoints[0]!;
+
+    it('a request_info decision opens an info request with the approver and their comment', () => {
+        const run = apply(running(), opened(), asked('ava', AT, 'which dataset?'));
+        expect(cp(run).infoRequest).toEqual({ by: 'ava', at: AT, comment: 'which dataset?' });
+        expect(cp(run).decisions).toHaveLength(1);
+        expect(cp(apply(running(), opened(), asked('ava', AT))).infoRequest).toEqual({ by: 'ava', at: AT });
+    });
+
+    it('an approval that leaves the checkpoint open keeps the request open; closing it clears the request', () => {
+        const open = apply(running(), opened(), asked('ava', AT, 'q'), decided('bob', 'approve', LATER));
+        expect(cp(open).infoRequest).toEqual({ by: 'ava', at: AT, comment: 'q' });
+        for (const status of ['Approved', 'Rejected', 'Expired'] as const) {
+            const closed = apply(open, opened(status));
+            expect(cp(closed).infoRequest).toBeUndefined();
+            expect('infoRequest' in cp(closed)).toBe(false);
+        }
+        // escalation keeps it open
+        expect(cp(apply(open, opened('Escalated'))).infoRequest).toEqual({ by: 'ava', at: AT, comment: 'q' });
+    });
+
+    it('an answer is kept and closes the request; applied twice it is one answer; a new request opens again', () => {
+        const requested = apply(running(), opened(), asked('ava', AT, 'q'));
+        const answered = apply(requested, answer('dana', LATER), answer('dana', LATER));
+        expect(cp(answered).infoRequest).toBeUndefined();
+        expect(cp(answered).infoAnswers).toEqual([{ by: 'dana', at: LATER, comment: 'the Q3 export' }]);
+        // a retried request_info record (same decision) does not reopen what was answered
+        expect(cp(apply(answered, asked('ava', AT, 'q'))).infoRequest).toBeUndefined();
+        const again = apply(answered, asked('bob', '2024-01-01T03:00:00.000Z', 'and the owner?'));
+        expect(cp(again).infoRequest).toEqual({ by: 'bob', at: '2024-01-01T03:00:00.000Z', comment: 'and the owner?' });
+        expect(cp(again).infoAnswers).toHaveLength(1);
+    });
+
+    it('an answer for an unknown checkpoint changes nothing; a finished run is frozen', () => {
+        const requested = apply(running(), opened(), asked('ava', AT, 'q'));
+        const other = applyProjection(
+            requested,
+            { infoAnswer: { checkpointId: 'x.1.taste.before.0', by: 'dana', at: LATER, comment: 'c' } },
+            LATER,
+        );
+        expect(other.checkpoints).toEqual(requested.checkpoints);
+        const done = { ...requested, status: 'Completed' as const };
+        expect(applyProjection(done, answer('dana', LATER), LATER)).toBe(done);
+    });
+
+    it('runs without info requests look as before (no new keys)', () => {
+        const run = apply(running(), opened(), decided('ava', 'approve'));
+        expect(Object.keys(cp(run))).not.toContain('infoRequest');
+        expect(Object.keys(cp(run))).not.toContain('infoAnswers');
+    });
+});

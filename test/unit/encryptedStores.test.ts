@@ -233,6 +233,47 @@ describe('encrypted stores over embedded SQLite', () => {
         await expect(openAuditDetails(moved, cipher)).rejects.toThrow(/authentication/);
     });
 
+    it('seals info requests and their answers (issue 11) in the run and the answer in the audit, and reads them back', async () => {
+        const asked = 'PLAINTEXT-ASK which dataset is this?';
+        const answered = 'PLAINTEXT-ANSWER the anonymised Q3 export';
+        await runs.create(makeRun('run-i'));
+        const checkpoint = openCheckpoint({
+            checkpointId: CP.replace('run-a', 'run-i'),
+            decisions: [decision({ decision: 'request_info', comment: asked })],
+            infoRequest: { by: 'ava', at: '2025-03-01T11:00:00.000Z', comment: asked },
+            infoAnswers: [{ by: 'dana', at: '2025-03-01T12:00:00.000Z', comment: answered }],
+        });
+        const written = await runs.update('run-i', (r) => ({ ...r, checkpoints: [checkpoint] }));
+        expect(written.checkpoints[0]).toEqual(checkpoint);
+        await audit.append(
+            makeEvent('run-i', 1, {
+                type: 'checkpoint.info_provided',
+                checkpointId: checkpoint.checkpointId,
+                reason: answered,
+            }),
+        );
+        const raw = rawRows(dir);
+        expect([...raw.runs, ...raw.audit].join('\n')).not.toContain('PLAINTEXT');
+        const doc = JSON.parse(raw.runs[0]!) as RunDoc;
+        expect(isSealed(doc.checkpoints[0]!.infoRequest!.comment)).toBe(true);
+        expect(isSealed(doc.checkpoints[0]!.infoAnswers![0]!.comment)).toBe(true);
+        expect((await runs.get('run-i'))!.checkpoints[0]).toEqual(checkpoint);
+        const stored = await collect(audit.all('run-i'));
+        expect(verifyChain(stored, TEST_KEYS).verified).toBe(true);
+        expect((await openAuditDetails(stored[0]!, cipher)).reason).toBe(answered);
+        // Bound to its place: an answer's sealed words do not open as the request's.
+        const moved = {
+            ...doc.checkpoints[0]!,
+            infoRequest: { ...doc.checkpoints[0]!.infoRequest!, comment: doc.checkpoints[0]!.infoAnswers![0]!.comment },
+        };
+        await expect(
+            (async () => {
+                await stores.runs.update('run-i', (r) => ({ ...r, checkpoints: [moved] }));
+                return runs.get('run-i');
+            })(),
+        ).rejects.toThrow(/authentication/);
+    });
+
     it("seals a paused run's pause reason, and reads it back", async () => {
         await runs.create(makeRun('run-p'));
         const pause = {

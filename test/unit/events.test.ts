@@ -75,6 +75,24 @@ describe('toCloudEvent', () => {
         expect(toCloudEvent(record({ type })).type).toBe(`mesh.${type}`);
     });
 
+    it('publishes an answer to an info request (issue 11) as mesh.checkpoint.info_provided, actor and checkpoint kept', () => {
+        expect(isPublished('checkpoint.info_provided')).toBe(true);
+        const e = toCloudEvent(
+            record({
+                type: 'checkpoint.info_provided',
+                actor: 'dana',
+                checkpointId: 'run-7.1.taste.before.0',
+                stage: 'taste',
+                reason: 'the Q3 export',
+            }),
+        );
+        expect(e).toMatchObject({
+            type: 'mesh.checkpoint.info_provided',
+            subject: '/pipelines/run-7',
+            data: { actor: 'dana', checkpointId: 'run-7.1.taste.before.0', stage: 'taste', reason: 'the Q3 export' },
+        });
+    });
+
     it('does not publish the policy chain: policy.updated is audited only', () => {
         expect(isPublished('policy.updated')).toBe(false);
         expect(() => toCloudEvent(record({ type: 'policy.updated', runId: POLICY_CHAIN }))).toThrow(/not published/);

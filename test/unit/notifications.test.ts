@@ -344,21 +344,24 @@ describe('fan-out', () => {
     it('asks every approver of the team but the submitter by e-mail with three links, and the Teams channel once; idempotent per event', async () => {
         const run = waitingRun({}, { channels: ['email', 'teams'] });
         const { ports, email, dir } = setup(run);
-        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 2, failed: 0, skipped: 1 });
-        expect(email.sent.map((s) => s.to)).toEqual(['ava@example.com']); // amir has no e-mail address
+        // + the submitter (dana) by e-mail: her run waits (issue 11); never on the shared Teams channel
+        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 3, failed: 0, skipped: 1 });
+        expect(email.sent.map((s) => s.to)).toEqual(['ava@example.com', 'dana@example.com']); // amir: no e-mail
         const lines = readOutbox(outboxPath(dir));
         expect(lines.map((l) => `${l.channel}:${l.personId}:${l.to}`)).toEqual([
             'email:ava:ava@example.com',
             'teams:#channel:channel',
+            'email:dana:dana@example.com',
         ]);
+        expect(lines[2]!.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
         expect(lines[0]!.links.map((l) => l.decision)).toEqual(['approve', 'reject', 'request_info']);
         expect(lines[0]!.links[0]!.url).toBe('https://mesh.example/approvals/tok-ava-approve');
         // the channel's one message: who may decide, and one link to the run behind sign-in
         expect(lines[1]!.note).toMatch(/not configured/);
         expect(lines[1]!.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
         // redelivered: nothing more
-        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 0, failed: 0, skipped: 3 });
-        expect(readOutbox(outboxPath(dir))).toHaveLength(2);
+        expect(await notifyForEvent(ports, opened)).toEqual({ sent: 0, failed: 0, skipped: 4 });
+        expect(readOutbox(outboxPath(dir))).toHaveLength(3);
     });
 
     it('no Teams or Slack message carries a personal one-click link; e-mail and the signed webhook still do', async () => {
@@ -389,13 +392,14 @@ describe('fan-out', () => {
         expect(webhook.sent.map((s) => [s.to, s.m.links.length])).toEqual([
             ['ava', 3],
             ['amir', 3],
+            ['dana', 1], // the submitter: only the run's page
         ]);
     });
 
     it('records a channel that failed for good, and does not retry it on redelivery', async () => {
         const { ports, email, dir } = setup(waitingRun());
         email.fail = true;
-        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0, failed: 1 });
+        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0, failed: 2 }); // ava, and dana (submitter)
         expect(readOutbox(outboxPath(dir))[0]).toMatchObject({ status: 'failed', error: 'boom', channel: 'email' });
         email.fail = false;
         expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0, failed: 0 });
@@ -404,10 +408,12 @@ describe('fan-out', () => {
     it('off the embedded host an unconfigured channel fails', async () => {
         const { ports, dir } = setup(waitingRun({}, { channels: ['teams'] }), false);
         ports.log = new OutboxFile(outboxPath(dir));
-        // one channel message (not one per approver), failed: Teams has no webhook
-        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0, failed: 1 });
+        // one channel message (not one per approver), failed: Teams has no webhook; the submitter hears by e-mail
+        // (her personal channel when the checkpoint names only shared ones)
+        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 1, failed: 1 });
         expect(readOutbox(outboxPath(dir))).toEqual([
             expect.objectContaining({ channel: 'teams', personId: '#channel', status: 'failed' }),
+            expect.objectContaining({ channel: 'email', personId: 'dana', status: 'sent' }),
         ]);
     });
 
@@ -431,6 +437,73 @@ describe('fan-out', () => {
             sent: 0,
             failed: 0,
             skipped: 0,
+        });
+    });
+
+    describe('the info loop (issue 11)', () => {
+        const decided = (decision: string, seq = 20) => ({
+            id: `run-1:${seq}`,
+            type: 'mesh.checkpoint.decided',
+            data: {
+                orchestrationID: 'run-1',
+                checkpointId: 'run-1.1.taste.before.0',
+                actor: 'ava',
+                reason: 'sealed:eyJzZWFsZWQiOnRydWV9',
+                details: { decision },
+            },
+        });
+
+        it('tells the submitter of every decision on personal channels, with only the run page link and no words quoted', async () => {
+            const { ports, email, teams, dir } = setup(waitingRun({}, { channels: ['email', 'teams'] }));
+            expect(await notifyForEvent(ports, decided('request_info'))).toMatchObject({ sent: 1, failed: 0 });
+            expect(await notifyForEvent(ports, decided('approve', 21))).toMatchObject({ sent: 1 });
+            expect(await notifyForEvent(ports, decided('reject', 22))).toMatchObject({ sent: 1 });
+            expect(email.sent.map((x) => [x.to, x.m.subject])).toEqual([
+                ['dana@example.com', 'Information requested for "Onboarding"'],
+                ['dana@example.com', 'Approved by Ava: "Onboarding"'],
+                ['dana@example.com', 'Rejected by Ava: "Onboarding"'],
+            ]);
+            expect(email.sent[0]!.m.lines.join('\n')).toContain('Ava asks for more information');
+            expect(JSON.stringify(email.sent)).not.toContain('sealed:');
+            for (const x of email.sent)
+                expect(x.m.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
+            expect(teams.sent).toHaveLength(0); // never on a shared channel, whatever address she has
+            expect(readOutbox(outboxPath(dir)).filter((l) => l.channel === 'teams')).toHaveLength(0);
+            // one message per event per person per channel
+            expect(await notifyForEvent(ports, decided('request_info'))).toMatchObject({ sent: 0 });
+            expect(readOutbox(outboxPath(dir)).filter((l) => l.personId === 'dana')).toHaveLength(3);
+            const text = renderEmail(email.sent[0]!.m).text;
+            expect(text).toContain('Open the run (sign in):');
+            expect(text).not.toContain('each works once');
+        });
+
+        it('an answer asks the approvers again with fresh personal links, and the channel once', async () => {
+            const run = waitingRun({}, { channels: ['email', 'teams'] });
+            const { ports, email, dir } = setup(run);
+            const answered = {
+                id: 'run-1:23',
+                type: 'mesh.checkpoint.info_provided',
+                data: { orchestrationID: 'run-1', checkpointId: 'run-1.1.taste.before.0', actor: 'dana' },
+            };
+            expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 3 });
+            expect(await notifyForEvent(ports, answered)).toMatchObject({ sent: 2, failed: 0 });
+            const again = readOutbox(outboxPath(dir)).filter((l) => l.eventId === 'run-1:23');
+            expect(again.map((l) => `${l.channel}:${l.personId}`)).toEqual(['email:ava', 'teams:#channel']);
+            expect(again[0]!.subject).toMatch(/^Information provided: approval needed for "Onboarding"/);
+            expect(again[0]!.links.map((l) => l.decision)).toEqual(['approve', 'reject', 'request_info']);
+            expect(again[1]!.links).toEqual([{ decision: 'open', url: 'https://mesh.example/pipeline/status/run-1' }]);
+            expect(email.sent.at(-1)!.m.lines[0]).toMatch(/requested information was provided/);
+            expect(await notifyForEvent(ports, answered)).toMatchObject({ sent: 0 });
+        });
+
+        it('an answer to a checkpoint that closed meanwhile asks no one', async () => {
+            const { ports } = setup(waitingRun({}, { status: 'Approved' }));
+            const answered = {
+                id: 'run-1:23',
+                type: 'mesh.checkpoint.info_provided',
+                data: { orchestrationID: 'run-1', checkpointId: 'run-1.1.taste.before.0' },
+            };
+            expect(await notifyForEvent(ports, answered)).toEqual({ sent: 0, failed: 0, skipped: 0 });
         });
     });
 

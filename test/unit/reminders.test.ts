@@ -177,11 +177,18 @@ describe('remindApprovers', () => {
             type: 'mesh.checkpoint.opened',
             data: { orchestrationID: 'run-1', checkpointId: CP },
         };
-        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 2 });
+        // the approvers' two, and the submitter's own e-mail (issue 11: told their run waits)
+        expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 3 });
         expect(await remindApprovers(ports, store, 0.25)).toMatchObject({ sent: 2 });
         expect(await notifyForEvent(ports, opened)).toMatchObject({ sent: 0 });
         const subjects = readOutbox(outboxPath(dir)).map((l) => `${l.channel}:${l.subject.split(' ')[0]}`);
-        expect(subjects).toEqual(['email:Approval', 'teams:Approval', 'email:Reminder:', 'teams:Reminder:']);
+        expect(subjects).toEqual([
+            'email:Approval',
+            'teams:Approval',
+            'email:Your',
+            'email:Reminder:',
+            'teams:Reminder:',
+        ]);
     });
 
     it('reminds only open checkpoints of runs awaiting approval, across pages', async () => {

@@ -612,6 +612,7 @@ const SPEC_ENDPOINTS = [
     'get /pipeline/logs/{id}',
     'get /pipeline',
     'post /pipeline/checkpoints/{checkpointId}/decision',
+    'post /pipeline/checkpoints/{checkpointId}/info',
     'get /approvals/{token}',
     'post /approvals/{token}',
     'get /pipeline/events',
