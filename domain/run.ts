@@ -46,6 +46,8 @@ export interface CheckpointState {
     deadline: string | null;
     escalated: boolean;
     decisions: CheckpointDecisionRecord[];
+    /** While an approver's request for information is open (set by a `request_info` decision, cleared by an answer). */
+    infoRequest?: { by: string; at: string; comment?: string };
 }
 
 export interface NextAction {
