@@ -1,14 +1,16 @@
 /** What the API shows of a run: the status view (SPEC "GET /pipeline/status") and the list summary. */
 import type { AuditRecord } from './audit';
 import type { RunDoc } from './run';
+import type { WaitingOn } from './waiting';
 
-export function statusView(run: RunDoc, history: AuditRecord[]): Record<string, unknown> {
+/** `waitingOn`: who the run waits on now (domain/waiting.ts `waitingOnOf`); it joins an `approval` next action. */
+export function statusView(run: RunDoc, history: AuditRecord[], waitingOn?: WaitingOn): Record<string, unknown> {
     return {
         orchestrationID: run.id,
         status: run.status,
         currentStage: run.currentStage,
         stages: run.stages,
-        nextAction: run.nextAction,
+        nextAction: run.nextAction && waitingOn ? { ...run.nextAction, waitingOn } : run.nextAction,
         history: history.map(historyItem),
         createdBy: run.createdBy,
         team: run.metadata.team,
@@ -26,6 +28,7 @@ export function statusView(run: RunDoc, history: AuditRecord[]): Record<string, 
             requiredRoles: c.requiredRoles,
             approvals: c.approvals,
             deadline: c.deadline,
+            ...(c.infoRequest ? { infoRequest: c.infoRequest } : {}),
             decisions: c.decisions.map((d) => ({
                 actor: d.actorId,
                 decision: d.decision,
