@@ -182,7 +182,8 @@ function migrate(db: Database.Database): void {
             'UPDATE runs SET risk_level = @riskLevel, wait_roles = @waitRoles, wait_approved = @waitApproved, ' +
                 'info_open = @infoOpen WHERE id = @id',
         );
-        for (const row of db.prepare<[], { id: string; doc: string }>('SELECT id, doc FROM runs').iterate()) {
+        // `all`, not `iterate`: better-sqlite3 allows no write on the connection while a read is open.
+        for (const row of db.prepare<[], { id: string; doc: string }>('SELECT id, doc FROM runs').all()) {
             const { riskLevel, waitRoles, waitApproved, infoOpen } = filterColumnsOf(JSON.parse(row.doc) as RunDoc);
             fill.run({ id: row.id, riskLevel, waitRoles, waitApproved, infoOpen });
         }
