@@ -3,7 +3,7 @@
  * the stores index so `GET /pipeline?waitingFor=` and the inbox are queries rather than scans, and the inbox items.
  * Pure: the same rules as `assertDecidable` (domain/decide.ts), stated once for the readers.
  */
-import { isTerminal } from './pipeline';
+import { isTerminal, type Position, type RiskLevel, type Stage } from './pipeline';
 import type { Person } from './ports';
 import type { Principal, Role } from './principal';
 import type { CheckpointState, RunDoc } from './run';
@@ -118,9 +118,9 @@ export interface InboxItem {
     orchestrationID: string;
     title?: string;
     team: string;
-    riskLevel: string;
-    stage: string;
-    position: string;
+    riskLevel: RiskLevel;
+    stage: Stage;
+    position: Position;
     since: string;
     deadline: string | null;
     approvals: { have: number; need: number };

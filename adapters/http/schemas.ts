@@ -15,6 +15,7 @@ import decisionRequest from '../../schemas/v1/decision-request.schema.json';
 import envelope from '../../schemas/v1/envelope.schema.json';
 import errorData from '../../schemas/v1/error-data.schema.json';
 import health from '../../schemas/v1/health.schema.json';
+import inbox from '../../schemas/v1/inbox.schema.json';
 import logs from '../../schemas/v1/logs.schema.json';
 import resumeRequest from '../../schemas/v1/resume-request.schema.json';
 import runAccepted from '../../schemas/v1/run-accepted.schema.json';
@@ -59,6 +60,7 @@ export const SCHEMAS: Readonly<Record<SchemaName | typeof COMMON, SchemaDocument
     envelope,
     'error-data': errorData,
     health,
+    inbox,
     logs,
     'resume-request': resumeRequest,
     'run-accepted': runAccepted,
