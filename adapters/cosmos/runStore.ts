@@ -5,12 +5,11 @@
  * A run item is the RunDoc plus fields the queries need, all stripped on read: `_team` (metadata.team), `_createdAt`
  * and `_updatedAt` (ISO UTC with ms, so they compare as text, as in SQLite), `_search` (id, title and team,
  * lower-cased in JS so `q` is case-insensitive beyond ASCII), `_changed` (when the item was last written, in µs),
- * `_waitApproved` (who approved the checkpoint the run waits on; domain/waiting.ts `waitIndexOf`) and `_infoOpen`
- * (an information request is open).
- *
- * **waitingFor** reads the open checkpoint's roles from the document itself (`status` AwaitingApproval and
- * `nextAction.requiredRoles`, which escalation widens), so items written before `_waitApproved` existed are found too;
- * such an item counts nobody as having approved until its next write (every approval writes it).
+ * `_waitRoles` and `_waitApproved` (the required roles of the checkpoint the run waits on a decision for, escalated
+ * ones included, and who already approved it; empty when it waits on none: domain/waiting.ts `waitIndexOf`) and
+ * `_infoOpen` (an information request is open). They are top-level because `nextAction` and `checkpoints` are
+ * excluded from the index. Items written before these fields existed and still awaiting approval are rewritten once
+ * per process (`backfillWaiting`) before the first `waitingFor` query, so runs waiting at an upgrade are found.
  *
  * **Idempotency.** No transaction spans two items, so a keyed create writes the key first: an item whose id is
  * sha256(createdBy \n key) (keys are per creator) holding the run id. A 409 on it means the key was used: its run is
@@ -70,7 +69,16 @@ import {
 import { CosmosContext } from './cosmosContext';
 
 /** The adapter's own fields on a run item. */
-const RUN_FIELDS = ['_team', '_createdAt', '_updatedAt', '_search', '_changed', '_waitApproved', '_infoOpen'] as const;
+const RUN_FIELDS = [
+    '_team',
+    '_createdAt',
+    '_updatedAt',
+    '_search',
+    '_changed',
+    '_waitRoles',
+    '_waitApproved',
+    '_infoOpen',
+] as const;
 
 export type RunItem = RunDoc & {
     _team: string;
@@ -78,6 +86,7 @@ export type RunItem = RunDoc & {
     _updatedAt: string;
     _search: string;
     _changed: number;
+    _waitRoles: string[];
     _waitApproved: string[];
     _infoOpen: boolean;
     _etag?: string;
@@ -188,6 +197,7 @@ export class CosmosRunStore implements RunStore {
     }
 
     async list(filter: RunFilter, limit: number, continuationToken?: string): Promise<Page<RunDoc>> {
+        if (filter.waitingFor) await this.backfillWaiting();
         const n = clampLimit(limit, MAX_RUN_PAGE);
         const { where, parameters, param, matchesNothing } = whereOf(filter);
         if (continuationToken !== undefined) {
@@ -212,6 +222,7 @@ export class CosmosRunStore implements RunStore {
     }
 
     async count(filter: RunFilter): Promise<number> {
+        if (filter.waitingFor) await this.backfillWaiting();
         const { where, parameters, matchesNothing } = whereOf(filter);
         if (matchesNothing) return 0;
         const { runs } = await this.ctx.containers();
@@ -219,6 +230,29 @@ export class CosmosRunStore implements RunStore {
         const { resources } = await runs.items.query<number>({ query, parameters }).fetchAll();
         // Cross-partition aggregates may come back as partial counts; their sum is the count.
         return resources.reduce((sum, n) => sum + n, 0);
+    }
+
+    private backfilled: Promise<void> | undefined;
+
+    /**
+     * Rewrites, once per process, the runs awaiting approval whose items predate `_waitRoles`, so `waitingFor` finds
+     * them (the rewrite changes nothing but the adapter's fields; SSE readers may see the run once more, unchanged). A
+     * failure is not remembered: the next query tries again.
+     */
+    private backfillWaiting(): Promise<void> {
+        this.backfilled ??= (async () => {
+            const { runs } = await this.ctx.containers();
+            const { resources } = await runs.items
+                .query<string>(
+                    "SELECT VALUE c.id FROM c WHERE c.status = 'AwaitingApproval' AND NOT IS_DEFINED(c._waitRoles)",
+                )
+                .fetchAll();
+            for (const id of resources) await this.update(id, (run) => ({ ...run }));
+        })().catch((e: unknown) => {
+            this.backfilled = undefined;
+            throw e;
+        });
+        return this.backfilled;
     }
 
     async changesSince(
@@ -312,6 +346,7 @@ export class CosmosRunStore implements RunStore {
         const index = waitIndexOf(run);
         return {
             ...run,
+            _waitRoles: index.waiting?.roles ?? [],
             _waitApproved: index.waiting?.approved ?? [],
             _infoOpen: index.infoOpen,
             _team: run.metadata.team,
@@ -357,16 +392,10 @@ function whereOf(filter: RunFilter): {
         const roles = w.roles.filter(isRole);
         if (roles.length === 0) matchesNothing = true;
         else {
-            where.push(
-                "c.status = 'AwaitingApproval'",
-                `(${roles.map((r) => `ARRAY_CONTAINS(c.nextAction.requiredRoles, ${param(r)})`).join(' OR ')})`,
-            );
+            where.push(`(${roles.map((r) => `ARRAY_CONTAINS(c._waitRoles, ${param(r)})`).join(' OR ')})`);
             if (!w.roles.includes('Mesh.Admin')) anyOf('c._team', w.teams);
             const id = param(w.id);
-            where.push(
-                `c.createdBy != ${id}`,
-                `(NOT IS_DEFINED(c._waitApproved) OR NOT ARRAY_CONTAINS(c._waitApproved, ${id}))`,
-            );
+            where.push(`c.createdBy != ${id}`, `NOT ARRAY_CONTAINS(c._waitApproved, ${id})`);
         }
     }
     const a = filter.answerableBy;
