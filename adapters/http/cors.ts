@@ -107,18 +107,26 @@ export function preflight(
     };
 }
 
-/** `response` with `headers` added (an `HttpResponse` is changed in place; an init is copied). */
+/**
+ * `response` with `headers` added (an `HttpResponse` is changed in place; an init is copied). `vary` is appended to, so
+ * a handler's own `vary` survives.
+ */
 export function withHeaders(
     response: HttpResponseInit | HttpResponse,
     headers: Record<string, string>,
 ): HttpResponseInit | HttpResponse {
     if (Object.keys(headers).length === 0) return response;
+    const add = (target: Headers): void => {
+        for (const [k, v] of Object.entries(headers))
+            if (k === 'vary' && target.has('vary')) target.set('vary', `${target.get('vary')}, ${v}`);
+            else target.set(k, v);
+    };
     if (response instanceof HttpResponse) {
-        for (const [k, v] of Object.entries(headers)) response.headers.set(k, v);
+        add(response.headers);
         return response;
     }
     const merged = new Headers(response.headers);
-    for (const [k, v] of Object.entries(headers)) merged.set(k, v);
+    add(merged);
     return { ...response, headers: Object.fromEntries(merged.entries()) };
 }
 

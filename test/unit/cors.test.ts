@@ -6,7 +6,7 @@ import { HttpRequest, type InvocationContext } from '@azure/functions';
 
 import { parseCorsConfig } from '../../adapters/config';
 import { configurationProblems } from '../../adapters/configCheck';
-import { CORS_ALLOW_HEADERS, corsHeaders, corsRoute, preflight } from '../../adapters/http/cors';
+import { CORS_ALLOW_HEADERS, corsHeaders, corsRoute, preflight, withHeaders } from '../../adapters/http/cors';
 
 const LISTED = ['https://plugins.example.com', 'http://localhost:5173'];
 const req = (method: string, headers: Record<string, string> = {}) =>
@@ -80,6 +80,11 @@ describe('preflight and CORS headers', () => {
         expect(corsHeaders(req('GET', { origin: 'https://evil.example' }), LISTED)).toEqual({ vary: 'origin' });
         expect(corsHeaders(req('GET'), LISTED)).toEqual({});
         expect(corsHeaders(req('GET', { origin: 'https://plugins.example.com' }), [])).toEqual({ vary: 'origin' });
+    });
+
+    it("keeps a handler's own vary and headers", () => {
+        const r = withHeaders({ status: 200, headers: { vary: 'accept', 'x-a': '1' } }, { vary: 'origin', 'x-b': '2' });
+        expect((r as { headers: unknown }).headers).toEqual({ vary: 'accept, origin', 'x-a': '1', 'x-b': '2' });
     });
 
     it('corsRoute adds OPTIONS and answers it without calling the handler', async () => {
