@@ -50,6 +50,53 @@ export function resetConfigForTests(): void {
     cachedSecrets = undefined;
     cachedEventWebhook = null;
     cachedScale = undefined;
+    cachedCors = undefined;
+}
+
+/** Cross-origin use (`MESH_CORS_ORIGINS`): the origins whose pages may call the API and load the widget. */
+export interface CorsConfig {
+    /** Exact origins (`https://plugins.example.com`), normalised; empty (the default): cross-origin use is off. */
+    readonly origins: readonly string[];
+}
+
+let cachedCors: CorsConfig | undefined;
+
+/**
+ * Parses `MESH_CORS_ORIGINS` (comma-separated origins) without caching. Each must be an http(s) origin exactly
+ * (scheme, host and port if any; no path, no trailing slash, no wildcard); the error names every bad one.
+ */
+export function parseCorsConfig(env: Env): CorsConfig {
+    const list = (env.MESH_CORS_ORIGINS ?? '')
+        .split(',')
+        .map((o) => o.trim())
+        .filter(Boolean);
+    const bad = list.filter((o) => normalOrigin(o) === undefined);
+    if (bad.length)
+        throw new Error(
+            `MESH_CORS_ORIGINS must list origins such as https://plugins.example.com (scheme and host, optional port, ` +
+                `no path or wildcard); not valid: ${bad.map((o) => `'${o.slice(0, 100)}'`).join(', ')}.`,
+        );
+    return Object.freeze({ origins: Object.freeze([...new Set(list.map((o) => normalOrigin(o)!))]) });
+}
+
+export function corsConfig(): CorsConfig {
+    cachedCors ??= parseCorsConfig(process.env);
+    return cachedCors;
+}
+
+/** `text` as a normal origin (lower-case scheme and host, default port dropped), or undefined when it is not one. */
+function normalOrigin(text: string): string | undefined {
+    let url: URL;
+    try {
+        url = new URL(text);
+    } catch {
+        return undefined;
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') return undefined;
+    if (url.username || url.password || url.search || url.hash || !url.hostname) return undefined;
+    // An origin has no path: `new URL` adds '/' itself, so only an explicit path (or trailing slash) is refused.
+    if (!/^https?:\/\/[^/?#]+$/i.test(text)) return undefined;
+    return url.origin;
 }
 
 /** Where runs, audit and policies are kept. */

@@ -8,6 +8,7 @@
 import { parseAuditChainConfig } from './audit/config';
 import {
     parseAuthConfig,
+    parseCorsConfig,
     parseEventWebhookConfig,
     parseLinkConfig,
     parseNotifyConfig,
@@ -67,6 +68,7 @@ export async function configurationProblems(env: Env, cwd = process.cwd()): Prom
     parse(() => parseNotifyConfig(env, cwd));
     parse(() => parseReminderConfig(env));
     parse(() => parseEventWebhookConfig(env));
+    parse(() => parseCorsConfig(env));
     parse(() => parseScaleConfig(env));
     parse(() => parseEngineConfig(env));
     parse(() => parseEventGridConfig(env));

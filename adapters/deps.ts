@@ -318,6 +318,7 @@ function releasingSlots(runs: RunStore, slots: AdmissionSlots, freed: () => void
             return after;
         },
         list: (filter, limit, token) => runs.list(filter, limit, token),
+        count: (filter) => runs.count(filter),
         changesSince: (cursor, limit) => runs.changesSince(cursor, limit),
         putOutput: (runId, key, output) => runs.putOutput(runId, key, output),
         getOutput: (runId, key) => runs.getOutput(runId, key),

@@ -6,13 +6,14 @@ import type { DecisionClaims } from './attestation';
 import { AnchoredHead, AuditRecord, NewAuditEvent } from './audit';
 import type { MeshCloudEvent } from './events';
 import type { LinkClaims } from './links';
-import { RunStatus, Stage } from './pipeline';
+import { RiskLevel, RunStatus, Stage } from './pipeline';
 import type { Channel } from './policy';
 import { VersionedPolicy } from './policy';
 import { CheckpointPolicy } from './policy';
 import type { Role } from './principal';
 import type { Decision } from './quorum';
 import { RunDoc } from './run';
+import type { Decider } from './waiting';
 
 export interface RunFilter {
     status?: RunStatus[];
@@ -25,6 +26,17 @@ export interface RunFilter {
     since?: string;
     /** Free text over title, id and team. */
     q?: string;
+    riskLevel?: RiskLevel[];
+    /**
+     * Only runs with an open checkpoint this person may decide now (domain/waiting.ts `mayDecideNow`: a required role,
+     * the run's team or Mesh.Admin, not the submitter, not already approved).
+     */
+    waitingFor?: Decider;
+    /**
+     * Only runs with an open information request this person may answer (domain/waiting.ts `mayAnswer`: the run's
+     * submitter, or a Developer/DataScientist of its team).
+     */
+    answerableBy?: Decider;
 }
 
 export interface Page<T> {
@@ -47,6 +59,8 @@ export interface RunStore {
      */
     update(id: string, mutate: (run: RunDoc) => RunDoc | undefined): Promise<RunDoc>;
     list(filter: RunFilter, limit: number, continuationToken?: string): Promise<Page<RunDoc>>;
+    /** How many runs match `filter` (all pages). */
+    count(filter: RunFilter): Promise<number>;
     /** Runs whose projection changed after `cursor` (an opaque, increasing token), oldest first: what SSE streams. */
     changesSince(cursor: string | undefined, limit: number): Promise<{ runs: RunDoc[]; cursor: string | undefined }>;
     /** Stage outputs are kept beside the run, not in orchestration history (which stores every input/output). */

@@ -1,15 +1,17 @@
 /** What the API shows of a run: the status view (SPEC "GET /pipeline/status") and the list summary. */
 import { type AuditRecord, maskPiiText } from './audit';
 import type { InfoAnswer, InfoRequest, RunDoc } from './run';
+import type { WaitingOn } from './waiting';
 
 /**
  * `maskWords`: the reader is not of the run's team (domain/privacy.ts `readsOwnWords`), so the words of info requests
- * and answers are shown with personal data masked.
+ * and answers are shown with personal data masked. `waitingOn`: who the run waits on now (domain/waiting.ts
+ * `waitingOnOf`); it joins an `approval` next action.
  */
 export function statusView(
     run: RunDoc,
     history: AuditRecord[],
-    opts: { maskWords?: boolean } = {},
+    opts: { maskWords?: boolean; waitingOn?: WaitingOn } = {},
 ): Record<string, unknown> {
     const words = <T extends InfoRequest | InfoAnswer>(x: T): T =>
         opts.maskWords && x.comment !== undefined ? { ...x, comment: maskPiiText(x.comment) } : x;
@@ -18,7 +20,8 @@ export function statusView(
         status: run.status,
         currentStage: run.currentStage,
         stages: run.stages,
-        nextAction: run.nextAction,
+        nextAction:
+            run.nextAction && opts.waitingOn ? { ...run.nextAction, waitingOn: opts.waitingOn } : run.nextAction,
         history: history.map(historyItem),
         createdBy: run.createdBy,
         team: run.metadata.team,

@@ -4,7 +4,12 @@
  *
  * A run item is the RunDoc plus fields the queries need, all stripped on read: `_team` (metadata.team), `_createdAt`
  * and `_updatedAt` (ISO UTC with ms, so they compare as text, as in SQLite), `_search` (id, title and team,
- * lower-cased in JS so `q` is case-insensitive beyond ASCII) and `_changed` (when the item was last written, in µs).
+ * lower-cased in JS so `q` is case-insensitive beyond ASCII), `_changed` (when the item was last written, in µs),
+ * `_waitRoles` and `_waitApproved` (the required roles of the checkpoint the run waits on a decision for, escalated
+ * ones included, and who already approved it; empty when it waits on none: domain/waiting.ts `waitIndexOf`) and
+ * `_infoOpen` (an information request is open). They are top-level because `nextAction` and `checkpoints` are
+ * excluded from the index. Items written before these fields existed and still awaiting approval are rewritten once
+ * per process (`backfillWaiting`) before the first `waitingFor` query, so runs waiting at an upgrade are found.
  *
  * **Idempotency.** No transaction spans two items, so a keyed create writes the key first: an item whose id is
  * sha256(createdBy \n key) (keys are per creator) holding the run id. A 409 on it means the key was used: its run is
@@ -42,7 +47,9 @@ import type { Container, ItemDefinition, SqlParameter } from '@azure/cosmos';
 
 import { ConflictError, NotFoundError } from '../../domain/errors';
 import { Page, RunFilter, RunStore } from '../../domain/ports';
+import { isRole } from '../../domain/principal';
 import { assertSameRequest, RunDoc } from '../../domain/run';
+import { answersForTeams, waitIndexOf } from '../../domain/waiting';
 import {
     backoff,
     badToken,
@@ -62,7 +69,16 @@ import {
 import { CosmosContext } from './cosmosContext';
 
 /** The adapter's own fields on a run item. */
-const RUN_FIELDS = ['_team', '_createdAt', '_updatedAt', '_search', '_changed'] as const;
+const RUN_FIELDS = [
+    '_team',
+    '_createdAt',
+    '_updatedAt',
+    '_search',
+    '_changed',
+    '_waitRoles',
+    '_waitApproved',
+    '_infoOpen',
+] as const;
 
 export type RunItem = RunDoc & {
     _team: string;
@@ -70,6 +86,9 @@ export type RunItem = RunDoc & {
     _updatedAt: string;
     _search: string;
     _changed: number;
+    _waitRoles: string[];
+    _waitApproved: string[];
+    _infoOpen: boolean;
     _etag?: string;
 };
 
@@ -178,28 +197,9 @@ export class CosmosRunStore implements RunStore {
     }
 
     async list(filter: RunFilter, limit: number, continuationToken?: string): Promise<Page<RunDoc>> {
+        if (filter.waitingFor) await this.backfillWaiting();
         const n = clampLimit(limit, MAX_RUN_PAGE);
-        const where: string[] = [];
-        const parameters: SqlParameter[] = [];
-        let matchesNothing = false;
-        const param = (value: string | number) => {
-            const name = `@p${parameters.length}`;
-            parameters.push({ name, value });
-            return name;
-        };
-        const anyOf = (field: string, values: readonly string[]) => {
-            // An empty list matches nothing: a caller limited to no teams sees no runs.
-            if (values.length === 0) matchesNothing = true;
-            else where.push(`${field} IN (${values.map(param).join(', ')})`);
-        };
-        if (filter.status) anyOf('c.status', filter.status);
-        if (filter.teams) anyOf('c._team', filter.teams);
-        if (filter.team !== undefined) where.push(`c._team = ${param(filter.team)}`);
-        if (filter.stage !== undefined) where.push(`c.currentStage = ${param(filter.stage)}`);
-        if (filter.createdBy !== undefined) where.push(`c.createdBy = ${param(filter.createdBy)}`);
-        if (filter.since !== undefined) where.push(`c._createdAt >= ${param(isoOf(filter.since, 'since'))}`);
-        if (filter.q !== undefined && filter.q !== '')
-            where.push(`CONTAINS(c._search, ${param(filter.q.toLowerCase())})`);
+        const { where, parameters, param, matchesNothing } = whereOf(filter);
         if (continuationToken !== undefined) {
             const after = decodeRunKey(continuationToken);
             const c = param(after.c);
@@ -219,6 +219,40 @@ export class CosmosRunStore implements RunStore {
             items: page.map(fromRunItem),
             ...(more && last ? { continuationToken: encodeToken({ c: last._createdAt, i: last.id }) } : {}),
         };
+    }
+
+    async count(filter: RunFilter): Promise<number> {
+        if (filter.waitingFor) await this.backfillWaiting();
+        const { where, parameters, matchesNothing } = whereOf(filter);
+        if (matchesNothing) return 0;
+        const { runs } = await this.ctx.containers();
+        const query = `SELECT VALUE COUNT(1) FROM c${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`;
+        const { resources } = await runs.items.query<number>({ query, parameters }).fetchAll();
+        // Cross-partition aggregates may come back as partial counts; their sum is the count.
+        return resources.reduce((sum, n) => sum + n, 0);
+    }
+
+    private backfilled: Promise<void> | undefined;
+
+    /**
+     * Rewrites, once per process, the runs awaiting approval whose items predate `_waitRoles`, so `waitingFor` finds
+     * them (the rewrite changes nothing but the adapter's fields; SSE readers may see the run once more, unchanged). A
+     * failure is not remembered: the next query tries again.
+     */
+    private backfillWaiting(): Promise<void> {
+        this.backfilled ??= (async () => {
+            const { runs } = await this.ctx.containers();
+            const { resources } = await runs.items
+                .query<string>(
+                    "SELECT VALUE c.id FROM c WHERE c.status = 'AwaitingApproval' AND NOT IS_DEFINED(c._waitRoles)",
+                )
+                .fetchAll();
+            for (const id of resources) await this.update(id, (run) => ({ ...run }));
+        })().catch((e: unknown) => {
+            this.backfilled = undefined;
+            throw e;
+        });
+        return this.backfilled;
     }
 
     async changesSince(
@@ -309,8 +343,12 @@ export class CosmosRunStore implements RunStore {
 
     private itemOf(run: RunDoc): RunItem {
         const title = run.metadata.title ?? '';
+        const index = waitIndexOf(run);
         return {
             ...run,
+            _waitRoles: index.waiting?.roles ?? [],
+            _waitApproved: index.waiting?.approved ?? [],
+            _infoOpen: index.infoOpen,
             _team: run.metadata.team,
             _createdAt: isoOf(run.createdAt, 'createdAt'),
             _updatedAt: isoOf(run.updatedAt, 'updatedAt'),
@@ -318,6 +356,57 @@ export class CosmosRunStore implements RunStore {
             _changed: this.ctx.clock.next(),
         };
     }
+}
+
+/** The WHERE terms of a run filter (shared by `list` and `count`); `matchesNothing` when a list filter is empty. */
+function whereOf(filter: RunFilter): {
+    where: string[];
+    parameters: SqlParameter[];
+    param: (value: string | number) => string;
+    matchesNothing: boolean;
+} {
+    const where: string[] = [];
+    const parameters: SqlParameter[] = [];
+    let matchesNothing = false;
+    const param = (value: string | number) => {
+        const name = `@p${parameters.length}`;
+        parameters.push({ name, value });
+        return name;
+    };
+    const anyOf = (field: string, values: readonly string[]) => {
+        // An empty list matches nothing: a caller limited to no teams sees no runs.
+        if (values.length === 0) matchesNothing = true;
+        else where.push(`${field} IN (${values.map(param).join(', ')})`);
+    };
+    if (filter.status) anyOf('c.status', filter.status);
+    if (filter.teams) anyOf('c._team', filter.teams);
+    if (filter.team !== undefined) where.push(`c._team = ${param(filter.team)}`);
+    if (filter.stage !== undefined) where.push(`c.currentStage = ${param(filter.stage)}`);
+    if (filter.createdBy !== undefined) where.push(`c.createdBy = ${param(filter.createdBy)}`);
+    if (filter.since !== undefined) where.push(`c._createdAt >= ${param(isoOf(filter.since, 'since'))}`);
+    if (filter.q !== undefined && filter.q !== '') where.push(`CONTAINS(c._search, ${param(filter.q.toLowerCase())})`);
+    if (filter.riskLevel) anyOf('c.metadata.riskLevel', filter.riskLevel);
+    const w = filter.waitingFor;
+    if (w) {
+        // domain/waiting.ts mayDecideNow, as a query: a required role, the team (or Admin), not the submitter, not approved.
+        const roles = w.roles.filter(isRole);
+        if (roles.length === 0) matchesNothing = true;
+        else {
+            where.push(`(${roles.map((r) => `ARRAY_CONTAINS(c._waitRoles, ${param(r)})`).join(' OR ')})`);
+            if (!w.roles.includes('Mesh.Admin')) anyOf('c._team', w.teams);
+            const id = param(w.id);
+            where.push(`c.createdBy != ${id}`, `NOT ARRAY_CONTAINS(c._waitApproved, ${id})`);
+        }
+    }
+    const a = filter.answerableBy;
+    if (a) {
+        // domain/waiting.ts mayAnswer: the submitter, or a Developer/DataScientist of the run's team.
+        const teams = answersForTeams(a);
+        where.push(
+            `c._infoOpen = true AND (c.createdBy = ${param(a.id)}${teams.length ? ` OR c._team IN (${teams.map(param).join(', ')})` : ''})`,
+        );
+    }
+    return { where, parameters, param, matchesNothing };
 }
 
 /** The keyset position of a run in the list order (createdAt desc, id desc): the embedded store's token format. */

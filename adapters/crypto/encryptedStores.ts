@@ -58,6 +58,8 @@ export function encryptedRunStore(runs: RunStore, cipher: CipherSource): RunStor
             return opened(cipher, fields, (f) => ({ ...page, items: page.items.map((r) => openRun(f, r)) }));
         },
 
+        count: (filter) => runs.count(filter),
+
         async changesSince(cursor, limit) {
             const changes = await runs.changesSince(cursor, limit);
             const fields = new Fields(await cipherOf(cipher));

@@ -34,7 +34,9 @@ import {
     RunFilter,
     RunStore,
 } from '../../domain/ports';
+import { isRole } from '../../domain/principal';
 import { assertSameRequest, RunDoc } from '../../domain/run';
+import { answersForTeams, waitIndexOf } from '../../domain/waiting';
 import { type ChainKeyLoader, ephemeralChainKeys } from '../audit/chainKeys';
 
 /** Every store of the app over the embedded database. */
@@ -51,9 +53,11 @@ export const MAX_AUDIT_PAGE = 1000;
  * 1: runs, run_outputs, audit, outbox, policies, link_uses.
  * 2: runs.updated_at (retention), admission_slots, rate_windows.
  * 3: runs.idempotency_fingerprint (a reused Idempotency-Key with another body is CONFLICT).
+ * 4: runs.risk_level, runs.wait_roles, runs.wait_approved, runs.info_open (the `riskLevel`, `waitingFor` and inbox
+ *    filters: domain/waiting.ts `waitIndexOf`), filled in from each run's document.
  * `migrate` brings an older database up.
  */
-const SCHEMA_VERSION = 3;
+const SCHEMA_VERSION = 4;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
@@ -70,6 +74,12 @@ CREATE TABLE IF NOT EXISTS runs (
     created_at TEXT NOT NULL,
     updated_at TEXT NOT NULL,
     search TEXT NOT NULL,
+    risk_level TEXT,
+    -- While the run waits on a decision: '|role|role|' of the open checkpoint, and a JSON array of who approved it.
+    wait_roles TEXT,
+    wait_approved TEXT,
+    -- 1 while one of its checkpoints has an open information request.
+    info_open INTEGER NOT NULL DEFAULT 0,
     etag INTEGER NOT NULL,
     change_seq INTEGER NOT NULL,
     doc TEXT NOT NULL
@@ -160,9 +170,30 @@ function migrate(db: Database.Database): void {
     // Version 3: keys stored before have no fingerprint (NULL) and replay as before.
     if (!runColumns.some((c) => c.name === 'idempotency_fingerprint'))
         db.exec('ALTER TABLE runs ADD COLUMN idempotency_fingerprint TEXT');
+    // Version 4: the filter columns, computed from each document as every write computes them.
+    if (!runColumns.some((c) => c.name === 'risk_level')) {
+        db.exec(`
+            ALTER TABLE runs ADD COLUMN risk_level TEXT;
+            ALTER TABLE runs ADD COLUMN wait_roles TEXT;
+            ALTER TABLE runs ADD COLUMN wait_approved TEXT;
+            ALTER TABLE runs ADD COLUMN info_open INTEGER NOT NULL DEFAULT 0;
+        `);
+        const fill = db.prepare(
+            'UPDATE runs SET risk_level = @riskLevel, wait_roles = @waitRoles, wait_approved = @waitApproved, ' +
+                'info_open = @infoOpen WHERE id = @id',
+        );
+        // `all`, not `iterate`: better-sqlite3 allows no write on the connection while a read is open.
+        for (const row of db.prepare<[], { id: string; doc: string }>('SELECT id, doc FROM runs').all()) {
+            const { riskLevel, waitRoles, waitApproved, infoOpen } = filterColumnsOf(JSON.parse(row.doc) as RunDoc);
+            fill.run({ id: row.id, riskLevel, waitRoles, waitApproved, infoOpen });
+        }
+    }
     db.exec(`
         CREATE INDEX IF NOT EXISTS runs_by_ended ON runs (status, updated_at);
         CREATE INDEX IF NOT EXISTS link_uses_by_used_at ON link_uses (used_at);
+        CREATE INDEX IF NOT EXISTS runs_by_risk ON runs (risk_level, created_at DESC, id DESC);
+        CREATE INDEX IF NOT EXISTS runs_waiting ON runs (created_at DESC, id DESC) WHERE wait_roles IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS runs_info_open ON runs (created_at DESC, id DESC) WHERE info_open = 1;
     `);
 }
 
@@ -340,14 +371,15 @@ class SqliteRunStore implements RunStore {
             ),
             insert: db.prepare(
                 `INSERT INTO runs (id, created_by, idempotency_key, idempotency_fingerprint, status, team, current_stage,
-                 created_at, updated_at, search, etag, change_seq, doc)
+                 created_at, updated_at, search, risk_level, wait_roles, wait_approved, info_open, etag, change_seq, doc)
                  VALUES (@id, @createdBy, @idempotencyKey, @idempotencyFingerprint, @status, @team, @currentStage,
-                 @createdAt, @updatedAt, @search, 1, @changeSeq, @doc)`,
+                 @createdAt, @updatedAt, @search, @riskLevel, @waitRoles, @waitApproved, @infoOpen, 1, @changeSeq, @doc)`,
             ),
             update: db.prepare(
                 // Only the columns a run's life changes: SQLite then leaves the creator/team/creation indexes alone.
                 `UPDATE runs SET status = @status, current_stage = @currentStage, updated_at = @updatedAt,
-                 search = @search, etag = etag + 1, change_seq = @changeSeq, doc = @doc
+                 search = @search, risk_level = @riskLevel, wait_roles = @waitRoles, wait_approved = @waitApproved,
+                 info_open = @infoOpen, etag = etag + 1, change_seq = @changeSeq, doc = @doc
                  WHERE id = @id AND etag = @etag`,
             ),
             changes: db.prepare<[number, number], RunRow>(
@@ -408,30 +440,7 @@ class SqliteRunStore implements RunStore {
     list(filter: RunFilter, limit: number, continuationToken?: string): Promise<Page<RunDoc>> {
         return promised(() => {
             const n = clampLimit(limit, MAX_RUN_PAGE);
-            const where: string[] = [];
-            const args: (string | number)[] = [];
-            const anyOf = (column: string, values: readonly string[]) => {
-                // An empty list matches nothing: a caller limited to no teams sees no runs.
-                where.push(values.length ? `${column} IN (${values.map(() => '?').join(', ')})` : '0');
-                args.push(...values);
-            };
-            const equals = (column: string, value: string) => {
-                where.push(`${column} = ?`);
-                args.push(value);
-            };
-            if (filter.status) anyOf('status', filter.status);
-            if (filter.teams) anyOf('team', filter.teams);
-            if (filter.team !== undefined) equals('team', filter.team);
-            if (filter.stage !== undefined) equals('current_stage', filter.stage);
-            if (filter.createdBy !== undefined) equals('created_by', filter.createdBy);
-            if (filter.since !== undefined) {
-                where.push('created_at >= ?');
-                args.push(isoOf(filter.since, 'since'));
-            }
-            if (filter.q !== undefined && filter.q !== '') {
-                where.push('instr(search, ?) > 0');
-                args.push(filter.q.toLowerCase());
-            }
+            const { where, args } = whereOf(filter);
             if (continuationToken !== undefined) {
                 const after = decodeRunKey(continuationToken);
                 where.push('(created_at < ? OR (created_at = ? AND id < ?))');
@@ -450,6 +459,14 @@ class SqliteRunStore implements RunStore {
                 items: rows.map(parseRun),
                 ...(more && last ? { continuationToken: encodeToken({ c: last.created_at, i: last.id }) } : {}),
             };
+        });
+    }
+
+    count(filter: RunFilter): Promise<number> {
+        return promised(() => {
+            const { where, args } = whereOf(filter);
+            const sql = `SELECT COUNT(*) AS n FROM runs ${where.length ? `WHERE ${where.join(' AND ')}` : ''}`;
+            return this.db.prepare<unknown[], { n: number }>(sql).get(...args)!.n;
         });
     }
 
@@ -497,10 +514,75 @@ function parseRun(row: Pick<RunRow, 'doc'>): RunDoc {
     return JSON.parse(row.doc) as RunDoc;
 }
 
+/** The WHERE terms (and their arguments) of a run filter, shared by `list` and `count`. */
+function whereOf(filter: RunFilter): { where: string[]; args: (string | number)[] } {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    const anyOf = (column: string, values: readonly string[]) => {
+        // An empty list matches nothing: a caller limited to no teams sees no runs.
+        where.push(values.length ? `${column} IN (${values.map(() => '?').join(', ')})` : '0');
+        args.push(...values);
+    };
+    const equals = (column: string, value: string) => {
+        where.push(`${column} = ?`);
+        args.push(value);
+    };
+    if (filter.status) anyOf('status', filter.status);
+    if (filter.teams) anyOf('team', filter.teams);
+    if (filter.team !== undefined) equals('team', filter.team);
+    if (filter.stage !== undefined) equals('current_stage', filter.stage);
+    if (filter.createdBy !== undefined) equals('created_by', filter.createdBy);
+    if (filter.since !== undefined) {
+        where.push('created_at >= ?');
+        args.push(isoOf(filter.since, 'since'));
+    }
+    if (filter.q !== undefined && filter.q !== '') {
+        where.push('instr(search, ?) > 0');
+        args.push(filter.q.toLowerCase());
+    }
+    if (filter.riskLevel) anyOf('risk_level', filter.riskLevel);
+    const w = filter.waitingFor;
+    if (w) {
+        // domain/waiting.ts mayDecideNow, as a query: a required role, the team (or Admin), not the submitter, not approved.
+        const roles = w.roles.filter(isRole);
+        where.push(
+            roles.length
+                ? `wait_roles IS NOT NULL AND (${roles.map(() => 'instr(wait_roles, ?) > 0').join(' OR ')})`
+                : '0',
+        );
+        args.push(...roles.map((r) => `|${r}|`));
+        if (!w.roles.includes('Mesh.Admin')) anyOf('team', w.teams);
+        where.push('created_by <> ?', 'NOT EXISTS (SELECT 1 FROM json_each(wait_approved) WHERE value = ?)');
+        args.push(w.id, w.id);
+    }
+    const a = filter.answerableBy;
+    if (a) {
+        // domain/waiting.ts mayAnswer: the submitter, or a Developer/DataScientist of the run's team.
+        const teams = answersForTeams(a);
+        where.push(
+            `info_open = 1 AND (created_by = ?${teams.length ? ` OR team IN (${teams.map(() => '?').join(', ')})` : ''})`,
+        );
+        args.push(a.id, ...teams);
+    }
+    return { where, args };
+}
+
+/** The filter columns of a run (schema version 4). */
+function filterColumnsOf(run: RunDoc) {
+    const index = waitIndexOf(run);
+    return {
+        riskLevel: run.metadata.riskLevel ?? null,
+        waitRoles: index.waiting ? `|${index.waiting.roles.join('|')}|` : null,
+        waitApproved: index.waiting ? JSON.stringify(index.waiting.approved) : null,
+        infoOpen: index.infoOpen ? 1 : 0,
+    };
+}
+
 /** The indexed columns of a run, derived from its document each time it is written. */
 function columnsOf(run: RunDoc) {
     const title = run.metadata.title ?? '';
     return {
+        ...filterColumnsOf(run),
         id: run.id,
         createdBy: run.createdBy,
         idempotencyKey: run.idempotencyKey ?? null,

@@ -151,7 +151,10 @@ const OPERATIONS: Operation[] = [
         tag: 'Pipeline',
         summary: "A run's status",
         description:
-            "The run's status, stage progress, the checkpoint it waits for (nextAction) and its latest audit records.",
+            "The run's status, stage progress, the checkpoint it waits for (nextAction) and its latest audit records. While it " +
+            'waits on a decision, nextAction.waitingOn says on whom: the people who may decide now (required roles incl. ' +
+            "escalated ones, the run's team or Mesh.Admin, never the submitter, not those who already approved), since when, " +
+            'the deadline, approvals have/need and whether it escalated.',
         who: "the run's team, Mesh.Operator, Mesh.Compliance, Mesh.Admin (others get NOT_FOUND)",
         parameters: [RUN_ID_PATH],
         success: { status: 200, description: "The run's status.", data: 'run-status' },
@@ -224,7 +227,9 @@ const OPERATIONS: Operation[] = [
         operationId: 'listPipelines',
         tag: 'Pipeline',
         summary: 'List runs',
-        description: 'The runs the caller may see, filtered; paged with continuationToken.',
+        description:
+            'The runs the caller may see, filtered; paged with continuationToken. data.total counts every run the filters ' +
+            'match (all pages).',
         who: "any Mesh role: runs of the caller's teams, or of every team for Mesh.Operator, Mesh.Compliance, Mesh.Admin",
         parameters: [
             {
@@ -254,10 +259,40 @@ const OPERATIONS: Operation[] = [
                 description: 'Free text, matched against titles.',
                 schema: { type: 'string', maxLength: 200 },
             },
+            {
+                name: 'riskLevel',
+                in: 'query',
+                description: 'Only runs of these risk levels (comma-separated).',
+                schema: { type: 'string' },
+                example: 'high,critical',
+            },
+            {
+                name: 'waitingFor',
+                in: 'query',
+                description:
+                    'Only runs with an open checkpoint this user may decide now (a required role, the run team or ' +
+                    'Mesh.Admin, not the submitter, not already approved). The caller as signed in, anyone else as the ' +
+                    'directory knows them; an unknown id matches nothing.',
+                schema: { type: 'string', minLength: 1, maxLength: 256 },
+            },
             pageSize(50, 200),
             CONTINUATION,
         ],
         success: { status: 200, description: 'One page of runs.', data: 'run-list' },
+        errors: ['VALIDATION_FAILED', ...AUTHENTICATED],
+    },
+    {
+        method: 'get',
+        path: '/pipeline/inbox',
+        operationId: 'pipelineInbox',
+        tag: 'Checkpoints',
+        summary: "The caller's inbox",
+        description:
+            'What waits on the caller, oldest first: `decide` items for every open checkpoint they may decide now, and ' +
+            '`answer` items for every open information request on a run they submitted or of their team (as Developer or ' +
+            'DataScientist). Runs of teams the caller may not see never appear.',
+        who: 'any Mesh role (an empty inbox for those who decide and answer nothing)',
+        success: { status: 200, description: 'The inbox.', data: 'inbox' },
         errors: ['VALIDATION_FAILED', ...AUTHENTICATED],
     },
     {
@@ -486,7 +521,9 @@ export function buildOpenApi(): Json {
             description:
                 'Runs every AI workflow of the cognitive mesh through the ideaflow pipeline, with humans in the loop and a ' +
                 'tamper-evident audit trail. Every JSON answer is an envelope {error_code, message, correlationID, data}; ' +
-                `api-version (query or header) defaults to ${SUPPORTED_API_VERSIONS[0]}.`,
+                `api-version (query or header) defaults to ${SUPPORTED_API_VERSIONS[0]}. Cross-origin use is off unless ` +
+                'MESH_CORS_ORIGINS lists the origin: then every route answers its preflight (OPTIONS) and its responses ' +
+                'carry access-control-allow-origin (bearer tokens, no credentials).',
         },
         tags: [
             { name: 'Pipeline', description: 'Start, watch, pause, resume and abort runs.' },

@@ -15,6 +15,7 @@ import decisionRequest from '../../schemas/v1/decision-request.schema.json';
 import envelope from '../../schemas/v1/envelope.schema.json';
 import errorData from '../../schemas/v1/error-data.schema.json';
 import health from '../../schemas/v1/health.schema.json';
+import inbox from '../../schemas/v1/inbox.schema.json';
 import infoAccepted from '../../schemas/v1/info-accepted.schema.json';
 import infoRequest from '../../schemas/v1/info-request.schema.json';
 import logs from '../../schemas/v1/logs.schema.json';
@@ -61,6 +62,7 @@ export const SCHEMAS: Readonly<Record<SchemaName | typeof COMMON, SchemaDocument
     envelope,
     'error-data': errorData,
     health,
+    inbox,
     'info-accepted': infoAccepted,
     'info-request': infoRequest,
     logs,

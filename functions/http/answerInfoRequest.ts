@@ -1,6 +1,7 @@
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 
 import { deps } from '../../adapters/deps';
+import { corsRoute } from '../../adapters/http/cors';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
@@ -40,6 +41,5 @@ export async function answerInfoRequest(
 
 app.http('answerInfoRequest', {
     route: 'pipeline/checkpoints/{checkpointId}/info',
-    methods: ['POST'],
-    handler: enveloped(answerInfoRequest),
+    ...corsRoute(['POST'], enveloped(answerInfoRequest)),
 });

@@ -1,6 +1,7 @@
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 
 import { deps } from '../../adapters/deps';
+import { corsRoute, withCors } from '../../adapters/http/cors';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
@@ -46,11 +47,11 @@ export async function putCheckpointPolicies(
 
 app.http('getCheckpointPolicies', {
     route: 'checkpoint-policies',
-    methods: ['GET'],
-    handler: enveloped(getCheckpointPolicies),
+    // The route's one OPTIONS registration (two would be ambiguous): its preflight allows PUT too.
+    ...corsRoute(['GET'], enveloped(getCheckpointPolicies), ['PUT']),
 });
 app.http('putCheckpointPolicies', {
     route: 'checkpoint-policies',
     methods: ['PUT'],
-    handler: enveloped(putCheckpointPolicies),
+    handler: withCors(enveloped(putCheckpointPolicies)),
 });

@@ -2,6 +2,7 @@ import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
+import { corsRoute } from '../../adapters/http/cors';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient, principalOf } from '../../adapters/http/request';
@@ -36,7 +37,6 @@ export async function decideCheckpoint(
 
 app.http('decideCheckpoint', {
     route: 'pipeline/checkpoints/{checkpointId}/decision',
-    methods: ['POST'],
     extraInputs: [df.input.durableClient()],
-    handler: enveloped(decideCheckpoint),
+    ...corsRoute(['POST'], enveloped(decideCheckpoint)),
 });

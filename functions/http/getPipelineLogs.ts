@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 
 import { deps } from '../../adapters/deps';
+import { corsRoute } from '../../adapters/http/cors';
 import { enveloped, type Result, toHttpResponse } from '../../adapters/http/envelope';
 import { principalOf, runIdParam } from '../../adapters/http/request';
 import type { AuditRecord } from '../../domain/audit';
@@ -85,4 +86,4 @@ function pageSize(raw: string | null): number {
     return n;
 }
 
-app.http('getPipelineLogs', { route: 'pipeline/logs/{id}', methods: ['GET'], handler: logsHandler });
+app.http('getPipelineLogs', { route: 'pipeline/logs/{id}', ...corsRoute(['GET'], logsHandler) });

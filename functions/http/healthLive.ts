@@ -1,5 +1,6 @@
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 
+import { corsRoute } from '../../adapters/http/cors';
 import { enveloped, Result } from '../../adapters/http/envelope';
 
 /** Liveness: the process answers HTTP. Kubernetes restarts the pod when this stops answering. */
@@ -9,7 +10,6 @@ export async function healthLive(_req: HttpRequest, _ctx: InvocationContext): Pr
 
 app.http('healthLive', {
     route: 'health/live',
-    methods: ['GET'],
     authLevel: 'anonymous',
-    handler: enveloped(healthLive),
+    ...corsRoute(['GET'], enveloped(healthLive)),
 });

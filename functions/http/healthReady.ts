@@ -1,6 +1,7 @@
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
+import { corsRoute } from '../../adapters/http/cors';
 import { enveloped, Result } from '../../adapters/http/envelope';
 import { UnavailableError } from '../../domain/errors';
 
@@ -26,8 +27,7 @@ export async function healthReady(
 
 app.http('healthReady', {
     route: 'health/ready',
-    methods: ['GET'],
     authLevel: 'anonymous',
     extraInputs: [df.input.durableClient()],
-    handler: enveloped(healthReady),
+    ...corsRoute(['GET'], enveloped(healthReady)),
 });

@@ -1,15 +1,21 @@
 import { app, HttpRequest, InvocationContext } from '@azure/functions';
 
 import { deps } from '../../adapters/deps';
+import { corsRoute } from '../../adapters/http/cors';
 import { enveloped, type Result } from '../../adapters/http/envelope';
 import { principalOf } from '../../adapters/http/request';
 import { ValidationError } from '../../domain/errors';
-import { RUN_STATUSES, type RunStatus, type Stage, STAGES } from '../../domain/pipeline';
-import type { RunFilter } from '../../domain/ports';
+import { RISK_LEVELS, type RiskLevel, RUN_STATUSES, type RunStatus, type Stage, STAGES } from '../../domain/pipeline';
+import type { Directory, RunFilter } from '../../domain/ports';
+import type { Principal } from '../../domain/principal';
 import { visibleTeams } from '../../domain/rbac';
 import { summaryView } from '../../domain/views';
+import type { Decider } from '../../domain/waiting';
 
-/** GET /pipeline: the runs the caller may see, filtered by status, team, stage, submitter, time and text. */
+/**
+ * GET /pipeline: the runs the caller may see, filtered by status, team, stage, submitter, time, text, risk level and
+ * whom they wait on (`waitingFor`), with `total`, the count of every run the filters match (all pages).
+ */
 export async function listPipelines(req: HttpRequest, _ctx: InvocationContext): Promise<Result<unknown>> {
     const principal = await principalOf(req);
     const q = req.query;
@@ -33,7 +39,18 @@ export async function listPipelines(req: HttpRequest, _ctx: InvocationContext): 
     const text = q.get('q');
     if (text !== null && text.length > 200)
         errors.push({ path: '/query/q', message: 'must be at most 200 characters' });
+    const risks = (q.get('riskLevel') ?? '').split(',').filter(Boolean);
+    for (const r of risks)
+        if (!(RISK_LEVELS as readonly string[]).includes(r))
+            errors.push({
+                path: '/query/riskLevel',
+                message: `'${r}' is not a risk level (${RISK_LEVELS.join(', ')})`,
+            });
+    const waitingFor = q.get('waitingFor');
+    if (waitingFor !== null && (waitingFor.trim() === '' || waitingFor.length > 256))
+        errors.push({ path: '/query/waitingFor', message: 'must be a user id of 1 to 256 characters' });
     if (errors.length) throw new ValidationError(errors);
+    const d = deps();
 
     const filter: RunFilter = {
         ...(statuses.length ? { status: statuses as RunStatus[] } : {}),
@@ -43,14 +60,30 @@ export async function listPipelines(req: HttpRequest, _ctx: InvocationContext): 
         ...(q.get('createdBy') ? { createdBy: q.get('createdBy')! } : {}),
         ...(since ? { since: new Date(since).toISOString() } : {}),
         ...(text ? { q: text } : {}),
+        ...(risks.length ? { riskLevel: risks as RiskLevel[] } : {}),
+        ...(waitingFor !== null ? { waitingFor: await deciderOf(principal, waitingFor, d.directory) } : {}),
     };
-    const page = await deps().runs.list(filter, limit, q.get('continuationToken') ?? undefined);
+    const [page, total] = await Promise.all([
+        d.runs.list(filter, limit, q.get('continuationToken') ?? undefined),
+        d.runs.count(filter),
+    ]);
     return {
         data: {
+            total,
             items: page.items.map(summaryView),
             ...(page.continuationToken ? { continuationToken: page.continuationToken } : {}),
         },
     };
+}
+
+/**
+ * The person `waitingFor` names, as the stores ask about them: the caller as signed in (their token's roles and teams),
+ * anyone else as the directory knows them; an unknown id decides nothing (no roles), so nothing matches.
+ */
+async function deciderOf(principal: Principal, id: string, directory: Directory): Promise<Decider> {
+    if (id === principal.id) return { id, roles: principal.roles, teams: principal.teams };
+    const person = await directory.person(id);
+    return person ? { id, roles: person.roles, teams: person.teams } : { id, roles: [], teams: [] };
 }
 
 /**
@@ -67,4 +100,4 @@ function isRealDateTime(s: string): boolean {
     return dateOk && h! <= 23 && mi! <= 59 && sec! <= 59 && oh! <= 23 && om! <= 59 && !Number.isNaN(Date.parse(s));
 }
 
-app.http('listPipelines', { route: 'pipeline', methods: ['GET'], handler: enveloped(listPipelines) });
+app.http('listPipelines', { route: 'pipeline', ...corsRoute(['GET'], enveloped(listPipelines)) });

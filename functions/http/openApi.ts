@@ -1,5 +1,6 @@
 import { app, HttpResponseInit } from '@azure/functions';
 
+import { corsRoute } from '../../adapters/http/cors';
 import { buildOpenApi } from '../../adapters/http/openapi';
 
 let document: unknown;
@@ -10,4 +11,4 @@ export function openApi(): HttpResponseInit {
     return { status: 200, jsonBody: document, headers: { 'cache-control': 'public, max-age=300' } };
 }
 
-app.http('openApi', { route: 'openapi.json', methods: ['GET'], handler: openApi });
+app.http('openApi', { route: 'openapi.json', ...corsRoute(['GET'], () => Promise.resolve(openApi())) });

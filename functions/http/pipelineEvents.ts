@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { app, HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
 
 import { deps } from '../../adapters/deps';
+import { corsRoute } from '../../adapters/http/cors';
 import { toHttpResponse } from '../../adapters/http/envelope';
 import { notFound, principalOf } from '../../adapters/http/request';
 import { correlationIdFrom } from '../../domain/correlation';
@@ -97,4 +98,4 @@ export async function pipelineEvents(req: HttpRequest, ctx: InvocationContext): 
     }
 }
 
-app.http('pipelineEvents', { route: 'pipeline/events', methods: ['GET'], handler: pipelineEvents });
+app.http('pipelineEvents', { route: 'pipeline/events', ...corsRoute(['GET'], pipelineEvents) });

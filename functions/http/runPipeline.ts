@@ -4,6 +4,7 @@ import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
 import { type Deps, deps } from '../../adapters/deps';
+import { corsRoute } from '../../adapters/http/cors';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { orchestrationOf, principalOf, traceparentOf, urlFor } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
@@ -78,7 +79,6 @@ async function enqueueOrFail(runId: string, correlationID: string, d: Deps): Pro
 
 app.http('runPipeline', {
     route: 'pipeline/run',
-    methods: ['POST'],
     extraInputs: [df.input.durableClient()],
-    handler: enveloped(runPipeline),
+    ...corsRoute(['POST'], enveloped(runPipeline)),
 });

@@ -2,6 +2,7 @@ import { app, HttpRequest, InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
+import { corsRoute } from '../../adapters/http/cors';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient, orchestrationOf, principalOf } from '../../adapters/http/request';
@@ -51,7 +52,6 @@ export async function stopPipeline(req: HttpRequest, ctx: InvocationContext, cal
 
 app.http('stopPipeline', {
     route: 'pipeline/stop',
-    methods: ['POST'],
     extraInputs: [df.input.durableClient()],
-    handler: enveloped(stopPipeline),
+    ...corsRoute(['POST'], enveloped(stopPipeline)),
 });

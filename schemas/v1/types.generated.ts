@@ -193,8 +193,9 @@ export interface SchemaTypes {
     envelope: Envelope;
     'error-data': ErrorData;
     health: Health;
+    inbox: Inbox;
     'info-accepted': InfoAccepted;
-    'info-request': InfoRequest;
+    'info-request': InfoAnswerRequest;
     logs: RunLogs;
     'resume-request': ResumeRequest;
     'run-accepted': RunAccepted;
@@ -438,6 +439,64 @@ export interface Health {
     };
 }
 /**
+ * data of GET /pipeline/inbox: what waits on the caller, oldest first: every open checkpoint they may decide now and every open information request they may answer, never of a team they may not see.
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "Inbox".
+ */
+export interface Inbox {
+    items: InboxItem[];
+}
+/**
+ * One thing waiting on the caller (GET /pipeline/inbox): `decide`, an open checkpoint they may decide now; `answer`, an open information request on a run they submitted or of their team (Developer/DataScientist). `since`: for decide, when the checkpoint opened; for answer, when the information was requested (the inbox is sorted by it, oldest first).
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "InboxItem".
+ */
+export interface InboxItem {
+    action: 'decide' | 'answer';
+    checkpointId: CheckpointId;
+    orchestrationID: RunId;
+    title?: string;
+    team: Team;
+    riskLevel: RiskLevel;
+    stage: Stage;
+    position: Position;
+    since: IsoDateTime;
+    deadline: IsoDateTime | null;
+    approvals: ApprovalCount;
+    escalated: boolean;
+    requiredRoles: Role[];
+    infoRequest?: InfoRequest;
+}
+/**
+ * Distinct approvals a checkpoint has, and how many it needs.
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "ApprovalCount".
+ */
+export interface ApprovalCount {
+    have: number;
+    need: number;
+}
+/**
+ * An approver's open request for information on a checkpoint (set by a request_info decision, cleared by an answer).
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "InfoRequest".
+ */
+export interface InfoRequest {
+    /**
+     * Who asked (user id).
+     */
+    by: string;
+    at: IsoDateTime;
+    /**
+     * The question, when one was given.
+     */
+    comment?: string;
+}
+/**
  * data of the 202 answer to POST /pipeline/checkpoints/{checkpointId}/info: the answer is recorded, the info request closed and the approvers notified again; the checkpoint keeps waiting for a decision.
  *
  * This interface was referenced by `SchemaTypes`'s JSON-Schema
@@ -451,9 +510,9 @@ export interface InfoAccepted {
  * Body of POST /pipeline/checkpoints/{checkpointId}/info: the submitter's (or their team's) answer to an approver's request for information. Sealed at rest like every comment.
  *
  * This interface was referenced by `SchemaTypes`'s JSON-Schema
- * via the `definition` "InfoRequest".
+ * via the `definition` "InfoAnswerRequest".
  */
-export interface InfoRequest {
+export interface InfoAnswerRequest {
     /**
      * The answer; required, not blank.
      */
@@ -516,12 +575,16 @@ export interface RunAccepted {
     logsUrl: string;
 }
 /**
- * data of GET /pipeline: one page of the runs the caller may see, filtered as the query asks.
+ * data of GET /pipeline: one page of the runs the caller may see, filtered as the query asks, and the count of all of them.
  *
  * This interface was referenced by `SchemaTypes`'s JSON-Schema
  * via the `definition` "RunList".
  */
 export interface RunList {
+    /**
+     * How many runs match the filters (all pages), of those the caller may see.
+     */
+    total: number;
     items: RunSummary[];
     /**
      * Pass as ?continuationToken= for the next page; absent or null on the last page.
@@ -561,6 +624,32 @@ export interface NextAction {
     position: Position;
     requiredRoles: Role[];
     deadline: IsoDateTime;
+    waitingOn?: WaitingOn;
+}
+/**
+ * Who the run waits on now (GET /pipeline/status/{id} nextAction): the people of the directory who may decide the open checkpoint now (one of its required roles, escalated ones included; the run's team or Mesh.Admin; never the submitter; not one who already approved), since when, until when, and the approvals counted so far. `since`: when the checkpoint opened; `deadline`: when it times out (after an escalation, the extended deadline); `escalated`: its required roles now include the escalation roles.
+ *
+ * This interface was referenced by `SchemaTypes`'s JSON-Schema
+ * via the `definition` "WaitingOn".
+ */
+export interface WaitingOn {
+    approvers: {
+        /**
+         * The person's user id.
+         */
+        id: string;
+        /**
+         * Their display name, when the directory has one.
+         */
+        name?: string;
+    }[];
+    since: IsoDateTime;
+    deadline: IsoDateTime;
+    approvals: ApprovalCount;
+    /**
+     * Whether the checkpoint escalated (its required roles now include the escalation roles).
+     */
+    escalated: boolean;
 }
 /**
  * Body of POST /pipeline/run: starts a workflow through every ideaflow stage.
@@ -716,7 +805,7 @@ export interface CheckpointView {
     deadline: IsoDateTime | null;
     escalated?: boolean;
     decisions: CheckpointDecisionView[];
-    infoRequest?: InfoRequestView;
+    infoRequest?: InfoRequest;
     /**
      * The answers given to info requests on this checkpoint, oldest first.
      */
@@ -741,20 +830,6 @@ export interface CheckpointDecisionView {
      */
     channel: 'api' | 'link';
     at: IsoDateTime;
-}
-/**
- * While an approver's request for information waits for an answer (set by a request_info decision, cleared by an answer or when the checkpoint closes).
- */
-export interface InfoRequestView {
-    /**
-     * The approver who asked.
-     */
-    by: string;
-    at: IsoDateTime;
-    /**
-     * What the approver asked.
-     */
-    comment?: string;
 }
 export interface InfoAnswerView {
     /**

@@ -118,6 +118,55 @@ describe(`Cosmos DB stores: ${NAME}`, () => {
         }
     });
 
+    it('finds runs waiting at an upgrade: items without the waiting fields are rewritten before waitingFor', async () => {
+        const cp = 'old-wait.0.taste.before.0';
+        const run = makeRun('old-wait', {
+            status: 'AwaitingApproval',
+            nextAction: {
+                type: 'approval',
+                checkpointId: cp,
+                stage: 'taste',
+                position: 'before',
+                requiredRoles: ['Mesh.Approver'],
+                deadline: '2025-03-02T10:00:00.000Z',
+            },
+            checkpoints: [
+                {
+                    checkpointId: cp,
+                    key: 'taste.before.0',
+                    iteration: 0,
+                    stage: 'taste',
+                    position: 'before',
+                    requiredRoles: ['Mesh.Approver'],
+                    approvals: 1,
+                    timeoutMs: 1000,
+                    onTimeout: 'reject',
+                    escalateTo: [],
+                    channels: [],
+                    rule: 'r',
+                    status: 'Open',
+                    openedAt: '2025-03-01T10:00:00.000Z',
+                    deadline: '2025-03-02T10:00:00.000Z',
+                    escalated: false,
+                    decisions: [],
+                },
+            ],
+        });
+        // As the adapter wrote items before the waiting fields existed.
+        const { runs } = await s.containers();
+        await runs.items.create({
+            ...run,
+            _team: 'alpha',
+            _createdAt: run.createdAt,
+            _updatedAt: run.updatedAt,
+            _search: 'old-wait\n\nalpha',
+            _changed: 1,
+        });
+        const approver = { id: 'ava', roles: ['Mesh.Approver' as const], teams: ['alpha'] };
+        await expect(s.runs.count({ waitingFor: approver })).resolves.toBe(1);
+        expect((await s.runs.list({ waitingFor: approver }, 10)).items).toEqual([run]);
+    });
+
     describe('audit items are append-only', () => {
         it('a record can never be overwritten: a create with its id is refused with 409', async () => {
             const record = await s.audit.append(makeEvent('run-x', 1));

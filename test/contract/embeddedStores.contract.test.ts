@@ -197,7 +197,46 @@ describe('embedded SQLite stores', () => {
             updatedAt: '2025-03-02T12:00:00+02:00',
         });
         const ended = makeRun('v1-done', { status: 'Completed', updatedAt: '2025-03-03T12:00:00+02:00' });
-        writeV1Database(dir, [running, ended]);
+        const cp = 'v1-wait.0.taste.before.0';
+        const waiting = makeRun(
+            'v1-wait',
+            {
+                status: 'AwaitingApproval',
+                nextAction: {
+                    type: 'approval',
+                    checkpointId: cp,
+                    stage: 'taste',
+                    position: 'before',
+                    requiredRoles: ['Mesh.Approver'],
+                    deadline: '2025-03-02T10:00:00.000Z',
+                },
+                checkpoints: [
+                    {
+                        checkpointId: cp,
+                        key: 'taste.before.0',
+                        iteration: 0,
+                        stage: 'taste',
+                        position: 'before',
+                        requiredRoles: ['Mesh.Approver'],
+                        approvals: 2,
+                        timeoutMs: 1000,
+                        onTimeout: 'reject',
+                        escalateTo: [],
+                        channels: [],
+                        rule: 'r',
+                        status: 'Open',
+                        openedAt: '2025-03-01T10:00:00.000Z',
+                        deadline: '2025-03-02T10:00:00.000Z',
+                        escalated: false,
+                        decisions: [
+                            { actorId: 'amir', decision: 'approve', channel: 'api', at: '2025-03-01T10:00:00.000Z' },
+                        ],
+                    },
+                ],
+            },
+            { riskLevel: 'high' },
+        );
+        writeV1Database(dir, [running, ended, waiting]);
 
         const stores = openEmbeddedStores(dir);
         try {
@@ -218,7 +257,14 @@ describe('embedded SQLite stores', () => {
                     makeRun('other', { idempotencyKey: 'k-v1', idempotencyFingerprint: 'f'.repeat(64) }),
                 ),
             ).resolves.toMatchObject({ created: false, run: { id: 'v1-run' } });
-            const { runs } = await stores.runs.changesSince('2', 10);
+            // Version 4's filter columns were filled in from each document.
+            const approver = (id: string) => ({ id, roles: ['Mesh.Approver' as const], teams: ['alpha'] });
+            await expect(stores.runs.count({ riskLevel: ['high'] })).resolves.toBe(1);
+            expect((await stores.runs.list({ waitingFor: approver('ava') }, 10)).items.map((r) => r.id)).toEqual([
+                'v1-wait',
+            ]);
+            await expect(stores.runs.count({ waitingFor: approver('amir') })).resolves.toBe(0);
+            const { runs } = await stores.runs.changesSince('3', 10);
             expect(runs.map((r) => r.id)).toEqual(['v1-run']);
             await expect(stores.slots.acquire('v1-run', 1)).resolves.toBe(true);
             await expect(stores.rateCounters.increment('k', 0, 1000)).resolves.toBe(1);
@@ -239,7 +285,7 @@ describe('embedded SQLite stores', () => {
         }
         const db = new Database(join(dir, 'app.sqlite'), { readonly: true });
         try {
-            expect(db.pragma('user_version', { simple: true })).toBe(3);
+            expect(db.pragma('user_version', { simple: true })).toBe(4);
         } finally {
             db.close();
         }

@@ -18,6 +18,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../../domain/erro
 import { initialStages, RunStatus, Stage } from '../../domain/pipeline';
 import { CheckpointPolicy, DEFAULT_POLICY } from '../../domain/policy';
 import { AuditLog, EventOutbox, LinkUses, PolicyStore, RunFilter, RunStore } from '../../domain/ports';
+import type { Role } from '../../domain/principal';
 import { RunDoc } from '../../domain/run';
 import { TEST_KEYS } from '../support/chainKeys';
 
@@ -312,6 +313,168 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                     await s.runs.update('a1', (r) => ({ ...r, status: 'Completed', currentStage: null }));
                     expect(ids((await s.runs.list({ status: ['Completed'] }, 50)).items)).toEqual(['a2', 'a1']);
                     expect(ids((await s.runs.list({ stage: 'generation' }, 50)).items)).toEqual([]);
+                });
+            });
+
+            describe('count, riskLevel, waitingFor and answerableBy (whom a run waits on)', () => {
+                const approver = { id: 'ava', roles: ['Mesh.Approver'] as Role[], teams: ['alpha'] };
+                // A run waiting on a checkpoint (AwaitingApproval, the checkpoint open), with `approved` approvals.
+                const waiting = (
+                    id: string,
+                    opts: {
+                        team?: string;
+                        createdBy?: string;
+                        roles?: Role[];
+                        approved?: string[];
+                        status?: RunStatus;
+                        info?: boolean;
+                        riskLevel?: RunDoc['metadata']['riskLevel'];
+                        createdAt?: string;
+                    } = {},
+                ): RunDoc => {
+                    const checkpointId = `${id}.0.taste.before.0`;
+                    const roles = opts.roles ?? ['Mesh.Approver'];
+                    return makeRun(
+                        id,
+                        {
+                            status: opts.status ?? 'AwaitingApproval',
+                            createdBy: opts.createdBy ?? 'alice',
+                            createdAt: opts.createdAt ?? '2025-03-01T10:00:00.000Z',
+                            nextAction: {
+                                type: 'approval',
+                                checkpointId,
+                                stage: 'taste',
+                                position: 'before',
+                                requiredRoles: roles,
+                                deadline: '2025-03-02T10:00:00.000Z',
+                            },
+                            checkpoints: [
+                                {
+                                    checkpointId,
+                                    key: 'taste.before.0',
+                                    iteration: 0,
+                                    stage: 'taste',
+                                    position: 'before',
+                                    requiredRoles: roles,
+                                    approvals: 2,
+                                    timeoutMs: 86_400_000,
+                                    onTimeout: 'reject',
+                                    escalateTo: [],
+                                    channels: [],
+                                    rule: 'test',
+                                    status: 'Open',
+                                    openedAt: '2025-03-01T10:00:00.000Z',
+                                    deadline: '2025-03-02T10:00:00.000Z',
+                                    escalated: false,
+                                    decisions: (opts.approved ?? []).map((actorId) => ({
+                                        actorId,
+                                        decision: 'approve',
+                                        channel: 'api',
+                                        at: '2025-03-01T11:00:00.000Z',
+                                    })),
+                                    ...(opts.info
+                                        ? { infoRequest: { by: 'ava', at: '2025-03-01T12:00:00.000Z' } }
+                                        : {}),
+                                },
+                            ],
+                        },
+                        { team: opts.team ?? 'alpha', riskLevel: opts.riskLevel ?? 'high' },
+                    );
+                };
+
+                beforeEach(async () => {
+                    for (const run of [
+                        waiting('w1', { createdAt: '2025-03-01T10:00:00.000Z' }),
+                        waiting('w2', { approved: ['ava'], createdAt: '2025-03-02T10:00:00.000Z' }),
+                        waiting('w3', { createdBy: 'ava', createdAt: '2025-03-03T10:00:00.000Z' }),
+                        waiting('w4', { team: 'beta', createdAt: '2025-03-04T10:00:00.000Z' }),
+                        waiting('w5', { roles: ['Mesh.Admin'], createdAt: '2025-03-05T10:00:00.000Z' }),
+                        waiting('w6', { status: 'Paused', createdAt: '2025-03-06T10:00:00.000Z' }),
+                        waiting('w7', {
+                            roles: ['Mesh.Approver', 'Mesh.Admin'],
+                            info: true,
+                            riskLevel: 'critical',
+                            createdAt: '2025-03-07T10:00:00.000Z',
+                        }),
+                        makeRun('l1', { createdAt: '2025-03-08T10:00:00.000Z' }, { riskLevel: 'low' }),
+                    ])
+                        await s.runs.create(run);
+                });
+
+                const cases: [string, RunFilter, string[]][] = [
+                    ['riskLevel', { riskLevel: ['critical', 'low'] }, ['l1', 'w7']],
+                    ['empty riskLevel list', { riskLevel: [] }, []],
+                    // Not w2 (approved it), w3 (submitted it), w4 (other team), w5 (role), w6 (paused), l1 (not waiting).
+                    ['waitingFor an approver', { waitingFor: approver }, ['w7', 'w1']],
+                    [
+                        'waitingFor an admin of no team',
+                        { waitingFor: { id: 'ada', roles: ['Mesh.Admin'], teams: [] } },
+                        ['w7', 'w5'],
+                    ],
+                    [
+                        'waitingFor someone without a deciding role',
+                        { waitingFor: { id: 'dana', roles: ['Mesh.Developer'], teams: ['alpha'] } },
+                        [],
+                    ],
+                    ['waitingFor combines with visibility', { waitingFor: approver, teams: ['beta'] }, []],
+                    ['answerableBy the submitter', { answerableBy: { id: 'alice', roles: [], teams: [] } }, ['w7']],
+                    [
+                        'answerableBy a developer of the team',
+                        { answerableBy: { id: 'dana', roles: ['Mesh.Developer'], teams: ['alpha'] } },
+                        ['w7'],
+                    ],
+                    ['answerableBy an approver of the team', { answerableBy: approver }, []],
+                    [
+                        'answerableBy a developer of another team',
+                        { answerableBy: { id: 'bob', roles: ['Mesh.Developer'], teams: ['beta'] } },
+                        [],
+                    ],
+                ];
+
+                it.each(cases)('filters and counts: %s', async (_, filter, expected) => {
+                    expect(ids((await s.runs.list(filter, 50)).items)).toEqual(expected);
+                    await expect(s.runs.count(filter)).resolves.toBe(expected.length);
+                });
+
+                it('counts every page of a filter, and nothing for an empty team list', async () => {
+                    await expect(s.runs.count({})).resolves.toBe(8);
+                    await expect(s.runs.count({ teams: [] })).resolves.toBe(0);
+                    const first = await s.runs.list({ status: ['AwaitingApproval'] }, 2);
+                    expect(first.items).toHaveLength(2);
+                    await expect(s.runs.count({ status: ['AwaitingApproval'] })).resolves.toBe(6);
+                });
+
+                it('follows the run: an approval, the checkpoint closing and an info request move it', async () => {
+                    await s.runs.update('w1', (r) => ({
+                        ...r,
+                        checkpoints: r.checkpoints.map((c) => ({
+                            ...c,
+                            decisions: [
+                                { actorId: 'ava', decision: 'approve', channel: 'api', at: '2025-03-01T11:00:00.000Z' },
+                            ],
+                        })),
+                    }));
+                    expect(ids((await s.runs.list({ waitingFor: approver }, 50)).items)).toEqual(['w7']);
+                    await s.runs.update('w7', (r) => ({
+                        ...r,
+                        status: 'Running',
+                        nextAction: null,
+                        checkpoints: r.checkpoints.map((c) => ({ ...c, status: 'Approved', infoRequest: undefined })),
+                    }));
+                    await expect(s.runs.count({ waitingFor: approver })).resolves.toBe(0);
+                    await expect(s.runs.count({ answerableBy: { id: 'alice', roles: [], teams: [] } })).resolves.toBe(
+                        0,
+                    );
+                    await s.runs.update('w2', (r) => ({
+                        ...r,
+                        checkpoints: r.checkpoints.map((c) => ({
+                            ...c,
+                            infoRequest: { by: 'ava', at: '2025-03-02T12:00:00.000Z' },
+                        })),
+                    }));
+                    expect(
+                        ids((await s.runs.list({ answerableBy: { id: 'alice', roles: [], teams: [] } }, 50)).items),
+                    ).toEqual(['w2']);
                 });
             });
 

@@ -64,6 +64,10 @@ export class MemoryRuns implements RunStore {
         return Promise.reject(new Error('MemoryRuns.list is not used by these tests'));
     }
 
+    count(_filter: RunFilter): Promise<number> {
+        return Promise.reject(new Error('MemoryRuns.count is not used by these tests'));
+    }
+
     changesSince(): Promise<{ runs: RunDoc[]; cursor: string | undefined }> {
         return Promise.reject(new Error('MemoryRuns.changesSince is not used by these tests'));
     }

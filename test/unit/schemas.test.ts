@@ -18,6 +18,7 @@ import { ROLES } from '../../domain/principal';
 import { DECISIONS } from '../../domain/quorum';
 import * as domainRun from '../../domain/run';
 import { statusView, summaryView } from '../../domain/views';
+import { type InboxItem, inboxItems, type WaitingOn, waitingOnOf } from '../../domain/waiting';
 import type * as api from '../../schemas/v1/types.generated';
 import { TEST_KEYS } from '../support/chainKeys';
 
@@ -578,8 +579,30 @@ describe('response schemas', () => {
         };
         expect(schemaErrors('run-status', statusView(done, records))).toEqual([]);
         expect(
-            schemaErrors('run-list', { items: [summaryView(doc), summaryView(done)], continuationToken: 'next' }),
+            schemaErrors('run-list', {
+                total: 2,
+                items: [summaryView(doc), summaryView(done)],
+                continuationToken: 'next',
+            }),
         ).toEqual([]);
+        expect(schemaErrors('run-list', { items: [] })).not.toEqual([]); // total is required
+        // Waiting on whom: nextAction.waitingOn, an open info request, and the inbox.
+        const asking: domainRun.RunDoc = {
+            ...doc,
+            metadata: { ...doc.metadata, title: 'a title' },
+            checkpoints: doc.checkpoints.map((c) => ({ ...c, infoRequest: { by: 'bob', at, comment: 'which data?' } })),
+        };
+        const directory = [{ id: 'amir', name: 'Amir', roles: ['Mesh.Approver' as const], teams: ['alpha'] }];
+        const waitingOn = waitingOnOf(asking, directory);
+        expect(waitingOn?.approvers).toEqual([{ id: 'amir', name: 'Amir' }]);
+        expect(
+            schemaErrors('run-status', statusView(asking, records, { ...(waitingOn ? { waitingOn } : {}) })),
+        ).toEqual([]);
+        const approver = { id: 'amir', roles: ['Mesh.Approver' as const], teams: ['alpha'] };
+        const items = [...inboxItems(approver, [asking]), ...inboxItems({ ...approver, id: 'alice' }, [asking])];
+        expect(items.map((i) => i.action)).toEqual(['decide', 'answer']);
+        expect(schemaErrors('inbox', { items })).toEqual([]);
+        expect(schemaErrors('inbox', { items: [{ ...items[0], action: 'other' }] })).not.toEqual([]);
     });
 
     it('generate types the domain values fit, and that fit the domain', () => {
@@ -593,6 +616,9 @@ describe('response schemas', () => {
         accepts<api.RunMetadata>(value<domainRun.RunMetadata>());
         accepts<domainRun.RunMetadata>(value<api.RunMetadata>());
         accepts<api.NextAction>(value<domainRun.NextAction>());
+        accepts<api.WaitingOn>(value<WaitingOn>());
+        accepts<api.InboxItem>(value<InboxItem>());
+        accepts<api.InfoRequest>(value<NonNullable<domainRun.CheckpointState['infoRequest']>>());
         accepts<domainRun.NextAction>(value<api.NextAction>());
         accepts<api.StageState[]>(value<domainRun.RunDoc['stages']>());
         accepts<api.RunStatus>(value<domainRun.RunDoc['status']>());
@@ -611,6 +637,7 @@ const SPEC_ENDPOINTS = [
     'post /pipeline/resume',
     'get /pipeline/logs/{id}',
     'get /pipeline',
+    'get /pipeline/inbox',
     'post /pipeline/checkpoints/{checkpointId}/decision',
     'post /pipeline/checkpoints/{checkpointId}/info',
     'get /approvals/{token}',
@@ -716,6 +743,8 @@ describe('buildOpenApi', () => {
                 'query:createdBy',
                 'query:since',
                 'query:q',
+                'query:riskLevel',
+                'query:waitingFor',
             ]),
         );
         expect(names('get /pipeline')).toContain('query:continuationToken');
