@@ -34,7 +34,8 @@ export class MeshDashboard extends LitElement {
     };
 
     declare baseUrl: string | undefined;
-    declare view: string;
+    /** Unset: the runs list, or onboarding for a newcomer; a host that names a view gets that view. */
+    declare view: string | undefined;
     declare team: string | undefined;
     declare tokenProvider: TokenProvider | undefined;
     declare caller: Caller | undefined;
@@ -46,7 +47,6 @@ export class MeshDashboard extends LitElement {
 
     constructor() {
         super();
-        this.view = 'runs';
         this.mine = false;
     }
 
@@ -128,7 +128,8 @@ export class MeshDashboard extends LitElement {
         const caller = callerOf(await provider());
         if (provider !== this.tokenProvider) return;
         this.caller = caller;
-        if (this.view !== 'runs' || !can.submit(caller)) return;
+        // Only when the host page asked for no particular view: a page that opens "runs" or a run gets it.
+        if (this.view !== undefined || !can.submit(caller) || !caller.teams.length) return;
         const seenKey = `mesh-onboarded:${caller.sub}`;
         if (safeStorage()?.getItem(seenKey)) return;
         try {
@@ -138,7 +139,7 @@ export class MeshDashboard extends LitElement {
                 undefined,
                 { quiet: true },
             );
-            if (page.items.length === 0 && this.view === 'runs') this.navigate('onboarding');
+            if (page.items.length === 0 && this.view === undefined) this.navigate('onboarding');
         } catch {
             // Not knowing whether the caller is new is no reason to stop them: they get the runs list.
         }
@@ -157,7 +158,7 @@ export class MeshDashboard extends LitElement {
 
     /** Opens a view and tells the host page (`mesh-navigate`), e.g. to keep it in the address bar. */
     navigate(view: string): void {
-        if (view === this.view) return;
+        if (view === (this.view ?? 'runs') && this.view !== undefined) return;
         this.view = view;
         this.error = undefined;
         this.dispatchEvent(new CustomEvent('mesh-navigate', { detail: { view }, bubbles: true, composed: true }));
