@@ -238,6 +238,25 @@ describeInBrowser('<mesh-dashboard> in Chromium', () => {
         );
     });
 
+    it('asks the host page for a new token once when the API answers 401, and retries', async () => {
+        const expired = await api.token(USERS.dana, { expired: true });
+        const valid = await api.token(USERS.dana);
+        await page.goto(`${host.origin}/dashboard?view=runs`);
+        await page.waitForFunction(`!!customElements.get('mesh-dashboard')`);
+        // The first two tokens handed over are expired (identity, then the first request); then a fresh one.
+        await page.evaluate(`(() => {
+            const tokens = [${JSON.stringify(expired)}, ${JSON.stringify(expired)}];
+            window.__asked = 0;
+            document.querySelector('mesh-dashboard').tokenProvider = async () => {
+                window.__asked++;
+                return tokens.shift() ?? ${JSON.stringify(valid)};
+            };
+        })()`);
+        await page.locator('mesh-runs table, mesh-runs [part="empty"]').first().waitFor({ timeout: 15_000 });
+        expect(await page.locator('mesh-dashboard [role="alert"]').count()).toBe(0);
+        expect(await page.evaluate<number>('window.__asked')).toBeGreaterThanOrEqual(3);
+    });
+
     it('walks a newcomer signed in locally through onboarding to a first run, then "my runs"', async () => {
         await page.goto(`${host.origin}/dashboard`);
         await page.getByLabel('Person').selectOption(NEWCOMER.id);
