@@ -7,7 +7,7 @@ import { Task } from '@lit/task';
 import { css, html, LitElement, nothing, type PropertyValues } from 'lit';
 
 import { type Caller, can, type MeshApi, MeshApiError, type RunSummary } from './api';
-import { field,label, time } from './format';
+import { field, label, time } from './format';
 import { tokens } from './theme';
 
 const PAGE_SIZE = 50;
