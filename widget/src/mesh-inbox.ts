@@ -8,7 +8,7 @@ import { Task } from '@lit/task';
 import { css, html, LitElement, nothing } from 'lit';
 
 import { type Caller, can, type InfoRequest, type MeshApi, MeshApiError, type RunSummary } from './api';
-import { field,time } from './format';
+import { field, time } from './format';
 import { tokens } from './theme';
 
 export interface InboxItem {

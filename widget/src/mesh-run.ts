@@ -7,7 +7,7 @@ import { Task } from '@lit/task';
 import { css, html, LitElement, nothing, type PropertyValues } from 'lit';
 
 import { type Caller, can, type InfoRequest, type MeshApi, type NextAction } from './api';
-import { duration, field,label, time } from './format';
+import { duration, field, label, time } from './format';
 import { tokens } from './theme';
 
 interface StageView {
