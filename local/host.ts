@@ -21,6 +21,7 @@ import { loadEventGridAccessKey, loadEventGridCipher } from './eventGrid/storeCi
 import { retryScaleFromEnv, subscriptionsFromEnv } from './eventGrid/subscriptions';
 import { HostConfig } from './hostConfig';
 import { HostKeys, loadOrCreateHostKeys } from './hostKeys';
+import { LOCAL_SIGN_IN_PATH, localSignIn } from './http/localSignIn';
 import { answerClientError, createRequestListener, startingListener } from './http/server';
 import { keysDirFrom, loadOrCreateSigningKey, LOCAL_AUDIENCE, LOCAL_ISSUER, publicJwks } from './identity';
 import { DurableClientData, durableClientData, HostLog } from './invoke';
@@ -41,6 +42,8 @@ export interface RunningHost {
     functions: string[];
     /** The simulated engines' URLs, when the host runs them. */
     engineUrls?: Record<string, string>;
+    /** The dashboard page; `localSignIn` when it offers the local directory's people (no sign-in configured). */
+    dashboard: { url: string; localSignIn: boolean };
     stop(): Promise<void>;
 }
 
@@ -70,6 +73,8 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
     const origin = `http://${config.bindAddress === '0.0.0.0' ? '127.0.0.1' : config.bindAddress}:${port}`;
     // As on Azure, the app learns where it runs and whom to trust from its settings.
     process.env.WEBSITE_HOSTNAME = new URL(origin).host;
+    // No sign-in configured (the app trusts the local identity provider): the dashboard offers local sign-in.
+    const offerLocalSignIn = !process.env.AUTH_ISSUER?.trim() || process.env.AUTH_ISSUER === LOCAL_ISSUER;
     process.env.AUTH_ISSUER ??= LOCAL_ISSUER;
     process.env.AUTH_AUDIENCE ??= LOCAL_AUDIENCE;
     process.env.AUTH_JWKS_URI ??= `${origin}${JWKS_PATH}`;
@@ -126,7 +131,17 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         routePrefix: config.routePrefix,
         keys,
         hostRoutes: { [JWKS_PATH]: () => ({ status: 200, body: jwks }) },
-        hostHandlers: { [EVENTGRID_PATH]: eventGrid.handle },
+        hostHandlers: {
+            [EVENTGRID_PATH]: eventGrid.handle,
+            ...(offerLocalSignIn
+                ? {
+                      [LOCAL_SIGN_IN_PATH]: localSignIn({
+                          key: signingKey,
+                          directoryFile: () => process.env.MESH_DIRECTORY?.trim() || undefined,
+                      }),
+                  }
+                : {}),
+        },
         log,
     });
 
@@ -167,6 +182,7 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
         keys,
         functions: [...registry.functions.keys()],
         ...(engines ? { engineUrls: engines.urls } : {}),
+        dashboard: { url: `${origin}/${joinPrefix(config.routePrefix)}dashboard`, localSignIn: offerLocalSignIn },
         async stop() {
             if (stopped) return;
             stopped = true;
@@ -186,4 +202,10 @@ export async function startHost(config: HostConfig, log: HostLog): Promise<Runni
             store.close();
         },
     };
+}
+
+/** `api` → `api/`, '' → '': the route prefix in front of a function route. */
+function joinPrefix(prefix: string): string {
+    const p = prefix.replace(/^\/+|\/+$/g, '');
+    return p ? `${p}/` : '';
 }

@@ -44,6 +44,7 @@ async function main(): Promise<void> {
         [
             `Mesh Orchestrator (embedded host) listening on ${host.origin}`,
             `  functions:      ${host.functions.length} registered (${host.functions.join(', ')})`,
+            `  dashboard:      ${host.dashboard.url}${host.dashboard.localSignIn ? '  (local sign-in: pick a person of the local directory)' : ''}`,
             `  health:         ${host.origin}/health/live  ${host.origin}/health/ready`,
             `  durable API:    ${host.origin}/runtime/webhooks/durabletask/ (x-functions-key: masterKey of ${join(keysDirFrom(process.env), HOST_KEYS_FILE)})`,
             `  local JWKS:     ${host.origin}/.well-known/jwks.json`,
