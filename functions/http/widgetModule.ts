@@ -4,6 +4,8 @@ import { join } from 'node:path';
 
 import { app, HttpRequest, HttpResponseInit } from '@azure/functions';
 
+import { corsHeaders } from '../../adapters/http/cors';
+
 /** Where `npm run build` puts the bundle: dist/widget, found from this file's place in dist/functions/http. */
 const BUNDLE_CANDIDATES = [
     join(__dirname, '..', '..', 'widget', 'mesh-dashboard.js'),
@@ -24,13 +26,9 @@ async function bundle(): Promise<typeof cached> {
     return undefined;
 }
 
-/**
- * The origins allowed to load the module cross-origin.
- * MERGE(i11-api): this is the single call site for the api branch's MESH_CORS_ORIGINS helper; replace the body with
- * its headers for `req` (access-control-allow-origin for an allowed Origin, vary: origin).
- */
-function crossOriginHeaders(_req: HttpRequest): Record<string, string> {
-    return {};
+/** The origins allowed to load the module cross-origin (`MESH_CORS_ORIGINS`, adapters/http/cors.ts). */
+function crossOriginHeaders(req: HttpRequest): Record<string, string> {
+    return corsHeaders(req);
 }
 
 /**
