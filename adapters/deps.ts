@@ -366,11 +366,11 @@ function buildNotify(d: Pick<Deps, 'runs' | 'directory' | 'links' | 'now'>): Omi
             if (!base) throw new Error('Set PUBLIC_BASE_URL (or WEBSITE_HOSTNAME): approval links need an origin.');
             return `${base}/approvals/${token}`;
         },
-        // Shared channels link the run where the clicker must sign in and the API checks what they may do. Until the
-        // dashboard (`/dashboard?view=run:<id>`) exists, that is the run's status (docs/decisions.md).
+        // Shared channels link the run's page in the dashboard, where the clicker must sign in and the API checks what
+        // they may do (docs/decisions.md 22).
         runUrl: (runId) => {
             if (!base) throw new Error('Set PUBLIC_BASE_URL (or WEBSITE_HOSTNAME): channel messages need an origin.');
-            return `${base}/pipeline/status/${encodeURIComponent(runId)}`;
+            return `${base}/dashboard?view=run:${encodeURIComponent(runId)}`;
         },
         localOutbox: cfg.outboxDir !== undefined,
         now: d.now,

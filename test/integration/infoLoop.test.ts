@@ -61,7 +61,7 @@ it('asks, notifies, answers once (submitter or team only), audits, asks the appr
         (r) => r.runId === id && r.personId === 'dana' && r.eventType === 'mesh.checkpoint.opened',
     );
     expect(waits).toMatchObject({ channel: 'email', to: 'dana@example.com', status: 'sent' });
-    expect(waits!.links).toEqual([{ decision: 'open', url: `${host.origin}/pipeline/status/${id}` }]);
+    expect(waits!.links).toEqual([{ decision: 'open', url: `${host.origin}/dashboard?view=run:${id}` }]);
 
     // No request open yet: 409.
     const early = await info(USERS.dana, { comment: 'too soon' });
@@ -92,7 +92,7 @@ it('asks, notifies, answers once (submitter or team only), audits, asks the appr
         to: 'dana@example.com',
         subject: 'Information requested for "Info loop"',
     });
-    expect(requested!.links).toEqual([{ decision: 'open', url: `${host.origin}/pipeline/status/${id}` }]);
+    expect(requested!.links).toEqual([{ decision: 'open', url: `${host.origin}/dashboard?view=run:${id}` }]);
 
     // Bad input changes nothing.
     expect((await info(USERS.dana, {})).status).toBe(400);
@@ -156,7 +156,7 @@ it('asks, notifies, answers once (submitter or team only), audits, asks the appr
     const avaAgain = again.find((r) => r.personId === 'ava')!;
     expect(avaAgain.links.map((l) => l.decision)).toEqual(['approve', 'reject', 'request_info']);
     expect(again.find((r) => r.channel === 'teams')!.links).toEqual([
-        { decision: 'open', url: `${host.origin}/pipeline/status/${id}` },
+        { decision: 'open', url: `${host.origin}/dashboard?view=run:${id}` },
     ]);
 
     // Ava approves with the link she was sent after the answer; the run moves on past the checkpoint.

@@ -107,8 +107,11 @@ it('asks ava and amir by e-mail with signed links and the Teams channel once wit
     // the Teams channel: no personal link, one link to the run where the clicker must sign in
     const channel = lines.find((l) => l.channel === 'teams')!;
     expect(channel.to).toBe('channel');
-    expect(channel.links).toEqual([{ decision: 'open', url: `${host.origin}/pipeline/status/${id}` }]);
-    expect((await fetch(channel.links[0]!.url)).status).toBe(401);
+    expect(channel.links).toEqual([{ decision: 'open', url: `${host.origin}/dashboard?view=run:${id}` }]);
+    // The run's page in the dashboard: a page that asks the clicker to sign in; the API it calls checks the rest.
+    const page = await fetch(channel.links[0]!.url);
+    expect([page.status, page.headers.get('content-type')]).toEqual([200, expect.stringMatching(/^text\/html/)]);
+    expect(await page.text()).toContain('<mesh-dashboard');
     expect(
         lines
             .filter((l) => l.channel === 'email')
@@ -124,7 +127,7 @@ it('asks ava and amir by e-mail with signed links and the Teams channel once wit
     expect(submitter.map((r) => `${r.channel}:${r.to}:${r.eventType}`)).toEqual([
         'email:dana@example.com:mesh.checkpoint.opened',
     ]);
-    expect(submitter[0]!.links).toEqual([{ decision: 'open', url: `${host.origin}/pipeline/status/${id}` }]);
+    expect(submitter[0]!.links).toEqual([{ decision: 'open', url: `${host.origin}/dashboard?view=run:${id}` }]);
     expect(readdirSync(join(host.dataDir, 'mail')).filter((f) => f.endsWith('.eml'))).toHaveLength(3);
     await waitUntil(() => Promise.resolve(cards.length >= 1), 'the Teams card');
     await new Promise((r) => setTimeout(r, 300)); // one card per channel, not one per approver
@@ -135,7 +138,7 @@ it('asks ava and amir by e-mail with signed links and the Teams channel once wit
         {
             type: 'Action.OpenUrl',
             title: 'Open in Mesh Orchestrator (sign in)',
-            url: `${host.origin}/pipeline/status/${id}`,
+            url: `${host.origin}/dashboard?view=run:${id}`,
         },
     ]);
     expect(JSON.stringify(card)).not.toContain('/approvals/');

@@ -103,7 +103,7 @@ it('reminds each approver once by e-mail and the Teams channel once before the d
         // fresh personal links by e-mail; the shared channel only the run's page behind sign-in
         if (r.channel === 'email')
             expect(r.links.map((k) => k.decision)).toEqual(['approve', 'reject', 'request_info']);
-        else expect(r.links).toEqual([{ decision: 'open', url: expect.stringMatching(/\/pipeline\/status\//) }]);
+        else expect(r.links).toEqual([{ decision: 'open', url: expect.stringMatching(/\/dashboard\?view=run:run-/) }]);
     }
     // the approval requests are there too, apart from the reminders
     const requests = readOutbox(outboxPath(host.dataDir)).filter(
