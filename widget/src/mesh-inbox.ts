@@ -195,7 +195,6 @@ export class MeshInbox extends LitElement {
         const c = this.caller;
         const submitter = !!c && i.createdBy === c.sub;
         const name = i.title ?? i.orchestrationID;
-        const id = `c-${i.checkpointId}`;
         return html`<li part="inbox-item" data-checkpoint=${i.checkpointId} data-action=${i.action}>
             <h3>
                 <button type="button" class="link" @click=${() => this.open(i.orchestrationID)}>${name}</button>
@@ -217,8 +216,10 @@ export class MeshInbox extends LitElement {
             ${
                 i.action === 'answer'
                     ? html`<form @submit=${(e: SubmitEvent) => this.answer(e, i)}>
-                          <label for=${`${id}-a`}>Your answer</label>
-                          <textarea id=${`${id}-a`} name="comment" required rows="2"></textarea>
+                          <label
+                              >Your answer
+                              <textarea name="comment" required rows="2"></textarea>
+                          </label>
                           <button type="submit" class="primary">Send answer</button>
                       </form>`
                     : html`<form @submit=${(e: SubmitEvent) => this.decide(e, i)}>
