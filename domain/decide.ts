@@ -7,11 +7,11 @@ import { randomUUID } from 'node:crypto';
 
 import { type DecisionEvent, decisionEvent } from '../orchestrators/meshPipeline/contract';
 import { claimsFor } from './attestation';
-import { ConflictError, NotFoundError } from './errors';
+import { ConflictError } from './errors';
 import type { DecisionSeals, RunStore } from './ports';
 import type { Principal } from './principal';
 import type { Decision } from './quorum';
-import { assertCanDecide, visibleRun } from './rbac';
+import { assertCanDecide, visibleCheckpoint } from './rbac';
 import { type CheckpointState, type RunDoc, runIdOfCheckpoint } from './run';
 
 export interface DecisionRequest {
@@ -43,12 +43,7 @@ export function assertDecidable(
     checkpointId: string,
     decision: Decision,
 ): { run: RunDoc; checkpoint: CheckpointState } {
-    const runId = runIdOfCheckpoint(checkpointId);
-    if (runId === undefined || (run !== undefined && run.id !== runId))
-        throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
-    const visible = visibleRun(p, run, runId);
-    const checkpoint = visible.checkpoints.find((c) => c.checkpointId === checkpointId);
-    if (!checkpoint) throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
+    const { run: visible, checkpoint } = visibleCheckpoint(p, run, checkpointId);
     assertCanDecide(p, visible, checkpoint);
     if (checkpoint.status !== 'Open' && checkpoint.status !== 'Escalated')
         throw new ConflictError(`The checkpoint is ${checkpoint.status}, not open for decisions.`);

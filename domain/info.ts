@@ -6,10 +6,10 @@
  */
 import { randomUUID } from 'node:crypto';
 
-import { ConflictError, NotFoundError } from './errors';
+import { ConflictError } from './errors';
 import type { Principal } from './principal';
 import { applyProjection } from './projection';
-import { assertCanAnswer, visibleRun } from './rbac';
+import { assertCanAnswer, visibleCheckpoint } from './rbac';
 import { type CheckpointState, type RunDoc, runIdOfCheckpoint } from './run';
 import { type RecordInput, recordStateChange, type StepPorts } from './steps';
 
@@ -31,12 +31,7 @@ export function assertAnswerable(
     run: RunDoc | undefined,
     checkpointId: string,
 ): { run: RunDoc; checkpoint: CheckpointState } {
-    const runId = runIdOfCheckpoint(checkpointId);
-    if (runId === undefined || (run !== undefined && run.id !== runId))
-        throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
-    const visible = visibleRun(p, run, runId);
-    const checkpoint = visible.checkpoints.find((c) => c.checkpointId === checkpointId);
-    if (!checkpoint) throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
+    const { run: visible, checkpoint } = visibleCheckpoint(p, run, checkpointId);
     assertCanAnswer(p, visible);
     if (checkpoint.status !== 'Open' && checkpoint.status !== 'Escalated')
         throw new ConflictError(

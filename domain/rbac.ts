@@ -5,7 +5,7 @@
 import { SYSTEM_CHAINS } from './audit';
 import { ForbiddenError, NotFoundError } from './errors';
 import { type Principal, type Role, seesAllTeams } from './principal';
-import type { CheckpointState, RunDoc } from './run';
+import { type CheckpointState, type RunDoc, runIdOfCheckpoint } from './run';
 
 const SUBMITTERS: readonly Role[] = ['Mesh.Developer', 'Mesh.DataScientist', 'Mesh.Operator', 'Mesh.Admin'];
 const OPERATORS: readonly Role[] = ['Mesh.Operator', 'Mesh.Admin'];
@@ -34,6 +34,25 @@ export function canSee(p: Principal, run: Pick<RunDoc, 'metadata'>): boolean {
 export function visibleRun<T extends Pick<RunDoc, 'metadata' | 'id'>>(p: Principal, run: T | undefined, id: string): T {
     if (!run || !canSee(p, run)) throw new NotFoundError(`Run '${id}' was not found.`);
     return run;
+}
+
+/**
+ * The run a checkpoint belongs to and the checkpoint, as `p` may see them: NOT_FOUND for an id that names no
+ * checkpoint, a run the caller cannot see (as for one that does not exist) or a checkpoint the run does not have.
+ * `run` is what the store holds under the checkpoint's run id.
+ */
+export function visibleCheckpoint(
+    p: Principal,
+    run: RunDoc | undefined,
+    checkpointId: string,
+): { run: RunDoc; checkpoint: CheckpointState } {
+    const runId = runIdOfCheckpoint(checkpointId);
+    if (runId === undefined || (run !== undefined && run.id !== runId))
+        throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
+    const visible = visibleRun(p, run, runId);
+    const checkpoint = visible.checkpoints.find((c) => c.checkpointId === checkpointId);
+    if (!checkpoint) throw new NotFoundError(`Checkpoint '${checkpointId}' was not found.`);
+    return { run: visible, checkpoint };
 }
 
 /**

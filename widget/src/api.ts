@@ -6,6 +6,8 @@
  * `Last-Event-ID` after a drop: nothing is lost on reconnect.
  */
 
+import type { NextAction } from '../../schemas/v1/types.generated';
+
 export type TokenProvider = () => Promise<string>;
 
 /** What `mesh-error` carries: the envelope's error code, message and correlation id. */
@@ -250,26 +252,5 @@ export interface RunSummary {
     nextAction: NextAction | null;
 }
 
-export interface WaitingOn {
-    approvers: { id: string; name?: string }[];
-    since: string;
-    deadline: string;
-    approvals: { have: number; need: number };
-    escalated: boolean;
-}
-
-export interface NextAction {
-    type: string;
-    checkpointId: string;
-    stage: string;
-    position: string;
-    requiredRoles: string[];
-    deadline: string;
-    waitingOn?: WaitingOn;
-}
-
-export interface InfoRequest {
-    by: string;
-    at: string;
-    comment?: string;
-}
+// The API's own shapes, generated from its JSON Schemas (type-only: nothing of it reaches the bundle).
+export type { InfoRequest, NextAction, WaitingOn } from '../../schemas/v1/types.generated';
