@@ -42,24 +42,30 @@ export function createMetrics(opts: { defaults?: boolean; now?: () => number } =
     if (opts.defaults !== false) collectDefaultMetrics({ register: registry });
     const now = opts.now ?? Date.now;
     let source: (() => StateSource | undefined) | undefined;
-    let snapshot: { at: number; value: Promise<Snapshot | undefined> } | undefined;
+    let reading: Promise<Snapshot | undefined> | undefined;
 
-    /** One store read per scrape (the five gauges share it), at most once a second. */
+    /**
+     * One store read per scrape: a scrape starts every gauge's `collect` in the same tick, so they share the read in
+     * flight; the next scrape reads afresh (never a cached, stale value).
+     */
     const read = (): Promise<Snapshot | undefined> => {
-        if (snapshot && now() - snapshot.at < 1_000) return snapshot.value;
+        if (reading) return reading;
         const s = source?.();
-        const value = s
-            ? Promise.all([s.runsByStatus(), s.openCheckpoints(), s.admissionQueueDepth(), s.eventsPending()]).then(
-                  ([byStatus, cp, queued, pending]) => ({ byStatus, ...cp, queued, pending }),
-                  (e: unknown) => {
-                      // A scrape must still answer (process metrics, counters); the store gauges say NaN (unknown), not 0.
-                      console.warn(`metrics: reading the stores failed: ${e instanceof Error ? e.message : String(e)}`);
-                      return undefined;
-                  },
-              )
-            : Promise.resolve(undefined);
-        snapshot = { at: now(), value };
-        return value;
+        reading = (
+            s
+                ? Promise.all([s.runsByStatus(), s.openCheckpoints(), s.admissionQueueDepth(), s.eventsPending()]).then(
+                      ([byStatus, cp, queued, pending]) => ({ byStatus, ...cp, queued, pending }),
+                      (e: unknown) => {
+                          // A scrape must still answer (process metrics, counters); the store gauges say NaN (unknown), not 0.
+                          console.warn(
+                              `metrics: reading the stores failed: ${e instanceof Error ? e.message : String(e)}`,
+                          );
+                          return undefined;
+                      },
+                  )
+                : Promise.resolve(undefined)
+        ).finally(() => (reading = undefined));
+        return reading;
     };
 
     const metrics = {
@@ -166,7 +172,6 @@ export function createMetrics(opts: { defaults?: boolean; now?: () => number } =
         /** Where the scrape-time gauges read the stores (set once by the composition root or the /metrics function). */
         useStateSource(s: () => StateSource | undefined): void {
             source = s;
-            snapshot = undefined;
         },
     };
     return metrics;

@@ -61,6 +61,10 @@ describe('the metrics registry', () => {
         expect(text).toContain('mesh_admission_queue_depth 3');
         expect(text).toContain('mesh_events_pending 7');
         expect(runsByStatus).toHaveBeenCalledTimes(1);
+        // The next scrape reads afresh.
+        runsByStatus.mockResolvedValueOnce({ Running: 0, AwaitingApproval: 0, Queued: 0 });
+        expect(await m.registry.metrics()).toContain('mesh_runs{status="Running"} 0');
+        expect(runsByStatus).toHaveBeenCalledTimes(2);
     });
 
     it('still answers a scrape when the stores fail (the store gauges say NaN, not 0)', async () => {
