@@ -64,6 +64,7 @@ import { TeamsNotifier } from './notify/teams';
 import { WebhookNotifier } from './notify/webhook';
 import { LocalSettingsSecretStore } from './secrets/localSettingsSecretStore';
 import { ServiceBusAdmissionQueue, serviceBusConnectionOf } from './serviceBus/serviceBusAdmissionQueue';
+import { countingNotifications, countingRuns, timedEngine } from './telemetry/countingStores';
 
 export interface Deps {
     runs: RunStore;
@@ -141,7 +142,7 @@ function build(): Deps {
         cipher,
     );
     const sealedRuns = cipher ? encryptedRunStore(stores.runs, cipher) : stores.runs;
-    const runs = releasingSlots(sealedRuns, stores.slots, () => freed.emit('freed'));
+    const runs = countingRuns(releasingSlots(sealedRuns, stores.slots, () => freed.emit('freed')));
     const stored = cipher ? encryptedAuditLog(stores.audit, cipher) : stores.audit;
     const personalData = policySetting(stores.policies);
     const forDisplay = async (record: AuditRecord, o: { personalData?: PersonalDataMode } = {}): Promise<AuditRecord> =>
@@ -155,6 +156,7 @@ function build(): Deps {
                 (await stores.outbox.pending(limit)).map(async (e) => ({ ...e, record: await forDisplay(e.record) })),
             ),
         markPublished: (ids) => stores.outbox.markPublished(ids),
+        pendingCount: () => stores.outbox.pendingCount(),
     };
     let admission: AdmissionQueue | undefined;
     let links: LinkSigner | undefined;
@@ -174,7 +176,9 @@ function build(): Deps {
         all: (runId) => stored.all(runId),
     };
     let engine: EngineClient | undefined;
-    const lazyEngine: EngineClient = { invoke: (req) => (engine ??= new HttpEngineClient(engineConfig())).invoke(req) };
+    const lazyEngine: EngineClient = timedEngine({
+        invoke: (req) => (engine ??= new HttpEngineClient(engineConfig())).invoke(req),
+    });
     let auth: JwtAuthenticator | undefined;
     let directory: Directory | undefined;
     let notify: Omit<NotifyPorts, 'info' | 'warn'> | undefined;
@@ -319,6 +323,7 @@ function releasingSlots(runs: RunStore, slots: AdmissionSlots, freed: () => void
         },
         list: (filter, limit, token) => runs.list(filter, limit, token),
         count: (filter) => runs.count(filter),
+        stateCounts: () => runs.stateCounts(),
         changesSince: (cursor, limit) => runs.changesSince(cursor, limit),
         putOutput: (runId, key, output) => runs.putOutput(runId, key, output),
         getOutput: (runId, key) => runs.getOutput(runId, key),
@@ -361,7 +366,9 @@ function buildNotify(d: Pick<Deps, 'runs' | 'directory' | 'links' | 'now'>): Omi
             new SlackNotifier(cfg.slackWebhookUrl),
             new WebhookNotifier(cfg.webhookUrl, cfg.webhookSecret),
         ],
-        log: cfg.outboxDir ? new OutboxFile(outboxPath(cfg.outboxDir)) : new MemoryNotificationLog(),
+        log: countingNotifications(
+            cfg.outboxDir ? new OutboxFile(outboxPath(cfg.outboxDir)) : new MemoryNotificationLog(),
+        ),
         linkUrl: (token) => {
             if (!base) throw new Error('Set PUBLIC_BASE_URL (or WEBSITE_HOSTNAME): approval links need an origin.');
             return `${base}/approvals/${token}`;

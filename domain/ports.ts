@@ -61,12 +61,22 @@ export interface RunStore {
     list(filter: RunFilter, limit: number, continuationToken?: string): Promise<Page<RunDoc>>;
     /** How many runs match `filter` (all pages). */
     count(filter: RunFilter): Promise<number>;
+    /**
+     * What the metrics gauges show (SPEC "Observability (v1.1)"), in a query or two: how many runs are in each status,
+     * and when the longest-waiting open checkpoint (of a run awaiting approval) opened (ISO; undefined when none).
+     */
+    stateCounts(): Promise<RunStateCounts>;
     /** Runs whose projection changed after `cursor` (an opaque, increasing token), oldest first: what SSE streams. */
     changesSince(cursor: string | undefined, limit: number): Promise<{ runs: RunDoc[]; cursor: string | undefined }>;
     /** Stage outputs are kept beside the run, not in orchestration history (which stores every input/output). */
     putOutput(runId: string, key: string, output: unknown): Promise<void>;
     getOutput(runId: string, key: string): Promise<unknown>;
     ping(): Promise<void>;
+}
+
+export interface RunStateCounts {
+    byStatus: Partial<Record<RunStatus, number>>;
+    oldestOpenedAt: string | undefined;
 }
 
 /** The append-only, hash-chained audit trail of each run. */
@@ -114,6 +124,8 @@ export interface OutboxEntry {
 export interface EventOutbox {
     /** Up to `limit` unpublished entries, oldest first: in recording order, so in `seq` order within a run. */
     pending(limit: number): Promise<OutboxEntry[]>;
+    /** How many entries are unpublished (a count, for the `mesh_events_pending` gauge). */
+    pendingCount(): Promise<number>;
     /** Forgets published entries. Idempotent: ids already marked (or unknown) are ignored. */
     markPublished(ids: readonly string[]): Promise<void>;
 }

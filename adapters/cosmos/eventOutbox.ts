@@ -53,6 +53,15 @@ export class CosmosEventOutbox implements EventOutbox {
         return resources.map((item) => ({ id: item.eventId, runId: item.runId, seq: item.seq, record: item.record }));
     }
 
+    async pendingCount(): Promise<number> {
+        const { outbox } = await this.ctx.containers();
+        const { resources } = await outbox.items
+            .query<number>('SELECT VALUE COUNT(1) FROM c WHERE c.published = false')
+            .fetchAll();
+        // Cross-partition aggregates may come back as partial counts; their sum is the count.
+        return resources.reduce((sum, n) => sum + n, 0);
+    }
+
     async markPublished(ids: readonly string[]): Promise<void> {
         if (!ids.length) return;
         const { outbox } = await this.ctx.containers();

@@ -46,7 +46,8 @@
 import type { Container, ItemDefinition, SqlParameter } from '@azure/cosmos';
 
 import { ConflictError, NotFoundError } from '../../domain/errors';
-import { Page, RunFilter, RunStore } from '../../domain/ports';
+import { RUN_STATUSES } from '../../domain/pipeline';
+import { Page, RunFilter, RunStateCounts, RunStore } from '../../domain/ports';
 import { isRole } from '../../domain/principal';
 import { assertSameRequest, RunDoc } from '../../domain/run';
 import { answersForTeams, waitIndexOf } from '../../domain/waiting';
@@ -219,6 +220,23 @@ export class CosmosRunStore implements RunStore {
             items: page.map(fromRunItem),
             ...(more && last ? { continuationToken: encodeToken({ c: last._createdAt, i: last.id }) } : {}),
         };
+    }
+
+    async stateCounts(): Promise<RunStateCounts> {
+        const { runs } = await this.ctx.containers();
+        // One indexed COUNT per status (a handful of small queries; no GROUP BY, which cross-partition queries limit).
+        const [counts, oldest] = await Promise.all([
+            Promise.all(RUN_STATUSES.map(async (status) => [status, await this.count({ status: [status] })] as const)),
+            runs.items
+                .query<string | null>(
+                    "SELECT VALUE MIN(cp.openedAt) FROM c JOIN cp IN c.checkpoints WHERE c.status = 'AwaitingApproval' " +
+                        "AND (cp.status = 'Open' OR cp.status = 'Escalated')",
+                )
+                .fetchAll(),
+        ]);
+        // Cross-partition aggregates may come back as partial minima; the least of them is the minimum.
+        const opened = oldest.resources.filter((at): at is string => typeof at === 'string').sort();
+        return { byStatus: Object.fromEntries(counts.filter(([, n]) => n > 0)), oldestOpenedAt: opened[0] };
     }
 
     async count(filter: RunFilter): Promise<number> {

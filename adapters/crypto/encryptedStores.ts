@@ -59,6 +59,7 @@ export function encryptedRunStore(runs: RunStore, cipher: CipherSource): RunStor
         },
 
         count: (filter) => runs.count(filter),
+        stateCounts: () => runs.stateCounts(),
 
         async changesSince(cursor, limit) {
             const changes = await runs.changesSince(cursor, limit);

@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import { allRecords, AuditRecord, chainNext, maskPii, NewAuditEvent } from '../../domain/audit';
 import { ConflictError, NotFoundError, ValidationError } from '../../domain/errors';
 import { eventIdOf, isPublished } from '../../domain/events';
-import { TERMINAL_STATUSES } from '../../domain/pipeline';
+import { type RunStatus, TERMINAL_STATUSES } from '../../domain/pipeline';
 import { CheckpointPolicy, DEFAULT_POLICY, policyBody, VersionedPolicy } from '../../domain/policy';
 import {
     AdmissionSlots,
@@ -32,6 +32,7 @@ import {
     RateCounters,
     RetentionStore,
     RunFilter,
+    RunStateCounts,
     RunStore,
 } from '../../domain/ports';
 import { isRole } from '../../domain/principal';
@@ -462,6 +463,27 @@ class SqliteRunStore implements RunStore {
         });
     }
 
+    stateCounts(): Promise<RunStateCounts> {
+        return promised(() => {
+            const rows = this.db
+                .prepare<[], { status: RunStatus; n: number }>('SELECT status, COUNT(*) AS n FROM runs GROUP BY status')
+                .all();
+            // A run awaiting approval has one open checkpoint; runs_by_status narrows the scan to those runs.
+            const oldest = this.db
+                .prepare<[], { at: string | null }>(
+                    `SELECT MIN(json_extract(c.value, '$.openedAt')) AS at
+                     FROM runs, json_each(runs.doc, '$.checkpoints') AS c
+                     WHERE runs.status = 'AwaitingApproval'
+                       AND json_extract(c.value, '$.status') IN ('Open', 'Escalated')`,
+                )
+                .get();
+            return {
+                byStatus: Object.fromEntries(rows.map((r) => [r.status, r.n])),
+                oldestOpenedAt: oldest?.at ?? undefined,
+            };
+        });
+    }
+
     count(filter: RunFilter): Promise<number> {
         return promised(() => {
             const { where, args } = whereOf(filter);
@@ -723,6 +745,7 @@ class SqliteEventOutbox implements EventOutbox {
                  ORDER BY o.pos LIMIT ?`,
             ),
             remove: db.prepare<[string]>('DELETE FROM outbox WHERE id = ?'),
+            count: db.prepare<[], { n: number }>('SELECT COUNT(*) AS n FROM outbox'),
         };
     }
 
@@ -735,6 +758,10 @@ class SqliteEventOutbox implements EventOutbox {
                 record: parseRecord(row),
             })),
         );
+    }
+
+    pendingCount(): Promise<number> {
+        return promised(() => this.stmt.count.get()!.n);
     }
 
     markPublished(ids: readonly string[]): Promise<void> {

@@ -12,6 +12,7 @@
  */
 import { toCloudEvent } from '../../domain/events';
 import type { EventOutbox, EventPublisher, OutboxEntry } from '../../domain/ports';
+import { meshMetrics } from '../telemetry/metrics';
 
 export type DispatcherLog = (level: 'warning' | 'error', message: string) => void;
 
@@ -150,10 +151,12 @@ export class EventDispatcher {
             try {
                 await this.publisher.publish(batch.map((e) => toCloudEvent(e.record)));
                 await this.outbox.markPublished(batch.map((e) => e.id));
+                meshMetrics().eventDeliveries.inc({ outcome: 'delivered' }, batch.length);
                 published += batch.length;
                 for (const run of runs) this.failures.delete(run);
             } catch (e: unknown) {
                 failedBatches++;
+                meshMetrics().eventDeliveries.inc({ outcome: 'failed' }, batch.length);
                 // Everything of these runs waits: a later event must never overtake the one that failed.
                 for (const run of runs) held.add(run);
                 this.fail(runs, batch.length, e);

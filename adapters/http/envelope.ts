@@ -16,6 +16,7 @@ import {
     UnsupportedApiVersionError,
     ValidationError,
 } from '../../domain/errors';
+import { meshMetrics } from '../telemetry/metrics';
 import { readCapped } from './streams';
 
 /** What the wrapper tells a handler about the call. */
@@ -52,16 +53,38 @@ export function enveloped<T>(
     fn: EnvelopedHandler<T>,
 ): (req: HttpRequest, ctx: InvocationContext) => Promise<HttpResponseInit> {
     return async (req, ctx) => {
+        const started = performance.now();
         const correlationID = correlationIdFrom(req.headers, randomUUID);
+        let response: HttpResponseInit;
         try {
             requireApiVersion(req);
             const result = await fn(req, ctx, { correlationID });
             const body = ok(result.data, correlationID, result.message);
-            return jsonResponse(result.status ?? 200, body, correlationID, result.headers);
+            response = jsonResponse(result.status ?? 200, body, correlationID, result.headers);
         } catch (e: unknown) {
-            return toHttpResponse(e, ctx, correlationID);
+            response = toHttpResponse(e, ctx, correlationID);
         }
+        observeRequest(req, ctx, response.status ?? 200, started);
+        return response;
     };
+}
+
+/**
+ * Counts the request in `mesh_http_request_duration_seconds`, labelled by the function's route template
+ * (`pipeline/status/{id}`, never the concrete path: ids must not become label values), method and status.
+ */
+export function observeRequest(
+    req: Pick<HttpRequest, 'method'>,
+    ctx: Pick<InvocationContext, 'options' | 'functionName'>,
+    status: number,
+    startedMs: number,
+): void {
+    const trigger = ctx.options?.trigger as { route?: unknown } | undefined;
+    const route = typeof trigger?.route === 'string' ? trigger.route : ctx.functionName;
+    meshMetrics().httpDuration.observe(
+        { route, method: req.method.toUpperCase(), status: String(status) },
+        (performance.now() - startedMs) / 1000,
+    );
 }
 
 /**

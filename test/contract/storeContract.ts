@@ -523,6 +523,60 @@ export function describeStoreContract(name: string, open: () => Promise<OpenedSt
                 expect(moved.cursor).not.toBe(all.cursor);
             });
 
+            it('counts runs by status and finds the oldest open checkpoint (stateCounts, for the metrics gauges)', async () => {
+                await expect(s.runs.stateCounts()).resolves.toEqual({ byStatus: {}, oldestOpenedAt: undefined });
+                const checkpoint = (n: number, status: string, openedAt: string | null) => ({
+                    checkpointId: `cp-${n}`,
+                    key: `taste.before.${n}`,
+                    iteration: 1,
+                    stage: 'taste',
+                    position: 'before',
+                    requiredRoles: ['Mesh.Approver'],
+                    approvals: 1,
+                    timeoutMs: 86_400_000,
+                    onTimeout: 'reject',
+                    escalateTo: [],
+                    channels: [],
+                    rule: 'test',
+                    status,
+                    openedAt,
+                    deadline: null,
+                    escalated: false,
+                    decisions: [],
+                });
+                const cps = (...c: ReturnType<typeof checkpoint>[]) => c as unknown as RunDoc['checkpoints'];
+                await s.runs.create(
+                    makeRun('w1', {
+                        status: 'AwaitingApproval',
+                        checkpoints: cps(
+                            checkpoint(1, 'Approved', '2025-01-01T00:00:00.000Z'),
+                            checkpoint(2, 'Open', '2025-03-01T10:00:00.000Z'),
+                        ),
+                    }),
+                );
+                await s.runs.create(
+                    makeRun('w2', {
+                        status: 'AwaitingApproval',
+                        checkpoints: cps(checkpoint(1, 'Escalated', '2025-02-01T10:00:00.000Z')),
+                    }),
+                );
+                // Not awaiting approval: a stale open checkpoint of a paused or ended run does not count.
+                await s.runs.create(
+                    makeRun('p1', {
+                        status: 'Paused',
+                        checkpoints: cps(checkpoint(1, 'Open', '2024-01-01T00:00:00.000Z')),
+                    }),
+                );
+                await s.runs.create(makeRun('q1', { status: 'Queued' }));
+                await s.runs.create(makeRun('q2', { status: 'Queued' }));
+                await s.runs.create(makeRun('c1', { status: 'Completed' }));
+                const counts = await s.runs.stateCounts();
+                expect(counts).toEqual({
+                    byStatus: { AwaitingApproval: 2, Paused: 1, Queued: 2, Completed: 1 },
+                    oldestOpenedAt: '2025-02-01T10:00:00.000Z',
+                });
+            });
+
             it('rejects a malformed changes cursor', async () => {
                 await expect(s.runs.changesSince('bogus', 10)).rejects.toBeInstanceOf(ValidationError);
             });
@@ -794,6 +848,14 @@ export function describeEventOutboxContract(name: string, open: () => Promise<Op
             expect(pending.map((e) => e.id)).toEqual(records.map((r) => `r1:${r.seq}`));
             expect(pending.map((e) => e.record)).toEqual(records);
             expect(pending[0]).toEqual({ id: 'r1:1', runId: 'r1', seq: 1, record: records[0] });
+        });
+
+        it('counts the unpublished entries (pendingCount, for mesh_events_pending)', async () => {
+            await expect(s.outbox.pendingCount()).resolves.toBe(0);
+            for (let i = 1; i <= 3; i++) await s.audit.append(makeEvent('r1', i));
+            await expect(s.outbox.pendingCount()).resolves.toBe(3);
+            await s.outbox.markPublished(['r1:1']);
+            await expect(s.outbox.pendingCount()).resolves.toBe(2);
         });
 
         it('leaves policy changes out: they are audited, not published', async () => {

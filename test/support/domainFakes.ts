@@ -16,6 +16,7 @@ import type {
     Page,
     PolicyStore,
     RunFilter,
+    RunStateCounts,
     RunStore,
 } from '../../domain/ports';
 import { assertSameRequest, type RunDoc } from '../../domain/run';
@@ -66,6 +67,10 @@ export class MemoryRuns implements RunStore {
 
     count(_filter: RunFilter): Promise<number> {
         return Promise.reject(new Error('MemoryRuns.count is not used by these tests'));
+    }
+
+    stateCounts(): Promise<RunStateCounts> {
+        return Promise.reject(new Error('MemoryRuns.stateCounts is not used by these tests'));
     }
 
     changesSince(): Promise<{ runs: RunDoc[]; cursor: string | undefined }> {

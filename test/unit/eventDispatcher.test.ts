@@ -39,6 +39,10 @@ class FakeOutbox implements EventOutbox {
         return Promise.resolve(this.entries.slice(0, limit));
     }
 
+    pendingCount(): Promise<number> {
+        return Promise.resolve(this.entries.length);
+    }
+
     markPublished(ids: readonly string[]): Promise<void> {
         if (this.failMarks > 0) {
             this.failMarks--;

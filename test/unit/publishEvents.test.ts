@@ -44,6 +44,7 @@ function outboxOf(n: number): EventOutbox & { entries: OutboxEntry[] } {
     return {
         entries,
         pending: (limit) => Promise.resolve(entries.slice(0, limit)),
+        pendingCount: () => Promise.resolve(entries.length),
         markPublished: (ids) => {
             for (const id of ids)
                 entries.splice(
