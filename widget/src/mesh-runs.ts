@@ -6,23 +6,15 @@
 import { Task } from '@lit/task';
 import { css, html, LitElement, nothing, type PropertyValues } from 'lit';
 
+import { RISK_LEVELS, RUN_STATUSES } from '../../domain/pipeline';
 import { type Caller, can, type MeshApi, MeshApiError, type RunSummary } from './api';
 import { field, label, time } from './format';
 import { tokens } from './theme';
 
 const PAGE_SIZE = 50;
-const STATUSES = [
-    'Queued',
-    'Running',
-    'AwaitingApproval',
-    'Paused',
-    'Completed',
-    'Failed',
-    'Aborted',
-    'Rejected',
-    'TimedOut',
-];
-const RISKS = ['low', 'medium', 'high', 'critical'];
+// The product's own lists (domain/ is plain TypeScript: esbuild bundles what is used).
+const STATUSES: readonly string[] = RUN_STATUSES;
+const RISKS: readonly string[] = RISK_LEVELS;
 
 interface Filters {
     status: string;
