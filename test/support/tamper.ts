@@ -15,7 +15,7 @@ export async function tamperAuditRecord(
     if (store === 'embedded') {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-        const db = new Database(`${host.dataDir}/app.sqlite`);
+        const db = new Database(`${host.dataDir}/app.sqlite`, { timeout: 10_000 });
         try {
             // The append-only trigger is dropped first: the hash chain is what catches the edit.
             db.exec('DROP TRIGGER IF EXISTS audit_is_append_only');
@@ -72,9 +72,11 @@ export async function rewriteAuditTrail(
     if (store === 'embedded') {
         // eslint-disable-next-line @typescript-eslint/no-require-imports
         const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-        const db = new Database(`${host.dataDir}/app.sqlite`);
+        const db = new Database(`${host.dataDir}/app.sqlite`, { timeout: 10_000 });
         try {
             db.exec('DROP TRIGGER IF EXISTS audit_is_append_only');
+            // IMMEDIATE: take the write lock before reading, so the running host's commits cannot stale this snapshot
+            // (a deferred transaction that reads, then writes after another commit, fails at once with SQLITE_BUSY).
             db.transaction(() => {
                 const rows = db.prepare('SELECT record FROM audit WHERE run_id = ? ORDER BY seq').all(runId) as {
                     record: string;
@@ -88,7 +90,7 @@ export async function rewriteAuditTrail(
                 next.forEach((r, i) =>
                     insert.run(runId, i + 1, `${String(r.eventId)}#${i}`, String(r.at), JSON.stringify(r)),
                 );
-            })();
+            }).immediate();
         } finally {
             db.close();
         }
