@@ -64,7 +64,7 @@ import { TeamsNotifier } from './notify/teams';
 import { WebhookNotifier } from './notify/webhook';
 import { LocalSettingsSecretStore } from './secrets/localSettingsSecretStore';
 import { ServiceBusAdmissionQueue, serviceBusConnectionOf } from './serviceBus/serviceBusAdmissionQueue';
-import { countingNotifications, countingRuns, timedEngine } from './telemetry/countingStores';
+import { countingNotifications, countingRuns, delegatingRuns, timedEngine } from './telemetry/countingStores';
 
 export interface Deps {
     runs: RunStore;
@@ -307,8 +307,7 @@ function openStores(chainKeys: ChainKeyLoader): AppStores {
  */
 function releasingSlots(runs: RunStore, slots: AdmissionSlots, freed: () => void): RunStore {
     return {
-        create: (run) => runs.create(run),
-        get: (id) => runs.get(id),
+        ...delegatingRuns(runs),
         update: async (id, mutate) => {
             let before: RunDoc['status'] | undefined;
             const after = await runs.update(id, (run) => {
@@ -321,13 +320,6 @@ function releasingSlots(runs: RunStore, slots: AdmissionSlots, freed: () => void
             }
             return after;
         },
-        list: (filter, limit, token) => runs.list(filter, limit, token),
-        count: (filter) => runs.count(filter),
-        stateCounts: () => runs.stateCounts(),
-        changesSince: (cursor, limit) => runs.changesSince(cursor, limit),
-        putOutput: (runId, key, output) => runs.putOutput(runId, key, output),
-        getOutput: (runId, key) => runs.getOutput(runId, key),
-        ping: () => runs.ping(),
     };
 }
 

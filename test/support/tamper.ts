@@ -5,6 +5,18 @@ import type { StoreKind } from './stores';
 
 type Edit = (record: Record<string, unknown>) => Record<string, unknown>;
 
+/**
+ * The running host's app database, opened as an attacker would: waiting for the host's locks, and with the append-only
+ * trigger dropped first (the keyed chain and the anchors are what must catch the change).
+ */
+function openAppDatabase(host: HostProcess): import('better-sqlite3').Database {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const Database = require('better-sqlite3') as typeof import('better-sqlite3');
+    const db = new Database(`${host.dataDir}/app.sqlite`, { timeout: 10_000 });
+    db.exec('DROP TRIGGER IF EXISTS audit_is_append_only');
+    return db;
+}
+
 export async function tamperAuditRecord(
     store: StoreKind,
     host: HostProcess,
@@ -13,12 +25,8 @@ export async function tamperAuditRecord(
     edit: Edit,
 ): Promise<void> {
     if (store === 'embedded') {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-        const db = new Database(`${host.dataDir}/app.sqlite`, { timeout: 10_000 });
+        const db = openAppDatabase(host);
         try {
-            // The append-only trigger is dropped first: the hash chain is what catches the edit.
-            db.exec('DROP TRIGGER IF EXISTS audit_is_append_only');
             const row = db.prepare('SELECT record FROM audit WHERE run_id = ? AND seq = ?').get(runId, seq) as {
                 record: string;
             };
@@ -70,11 +78,8 @@ export async function rewriteAuditTrail(
     edit: (records: Record<string, unknown>[]) => Record<string, unknown>[],
 ): Promise<void> {
     if (store === 'embedded') {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const Database = require('better-sqlite3') as typeof import('better-sqlite3');
-        const db = new Database(`${host.dataDir}/app.sqlite`, { timeout: 10_000 });
+        const db = openAppDatabase(host);
         try {
-            db.exec('DROP TRIGGER IF EXISTS audit_is_append_only');
             // IMMEDIATE: take the write lock before reading, so the running host's commits cannot stale this snapshot
             // (a deferred transaction that reads, then writes after another commit, fails at once with SQLITE_BUSY).
             db.transaction(() => {
