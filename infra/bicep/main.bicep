@@ -919,3 +919,35 @@ output helmAppSettings object = {
   MESH_AUDIT_ANCHOR_CONTAINER_URL: '${anchorStorage.properties.primaryEndpoints.blob}${anchorContainer.name}'
   EVENTGRID_ENDPOINT: eventTopic.properties.endpoint
 }
+
+// ---- Alerts: Azure Monitor managed Prometheus rules (infra/monitoring/) and an action group ---------------------
+// modules/alerts.bicep loads infra/monitoring/*.rules.yml as they are, so Azure evaluates the rules promtool tests.
+// Skipped while alertEmailAddress is empty. Prerequisite: managed Prometheus on the cluster (see the module's header).
+
+@description('E-mail address alerts go to (action group). Empty: no alerts are deployed.')
+param alertEmailAddress string = ''
+
+@description('Resource id of an existing Azure Monitor workspace for managed Prometheus. Empty: the alerts module creates one.')
+param azureMonitorWorkspaceId string = ''
+
+@description('Resource id of the AKS cluster the Prometheus rules are limited to. Empty: every cluster in the workspace.')
+param aksClusterResourceId string = ''
+
+@description('Prefix that makes the alerts\' runbook_url (docs/operations.md#...) a link, e.g. https://github.com/<org>/<repo>/blob/main/.')
+param runbookBaseUrl string = ''
+
+module alerts 'modules/alerts.bicep' = if (!empty(alertEmailAddress)) {
+  name: 'mesh-alerts'
+  params: {
+    location: location
+    namePrefix: namePrefix
+    tags: tags
+    alertEmailAddress: alertEmailAddress
+    azureMonitorWorkspaceId: azureMonitorWorkspaceId
+    aksClusterResourceId: aksClusterResourceId
+    runbookBaseUrl: runbookBaseUrl
+    eventGridTopicId: eventTopic.id
+    serviceBusNamespaceId: serviceBus.id
+    admissionQueueName: admissionQueue.name
+  }
+}
