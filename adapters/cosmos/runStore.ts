@@ -69,6 +69,9 @@ import {
 } from './common';
 import { CosmosContext } from './cosmosContext';
 
+/** The id readiness reads (RunStore.ping); run ids are UUIDs, so no run ever has it. */
+const READINESS_PROBE_ID = '_readiness';
+
 /** The adapter's own fields on a run item. */
 const RUN_FIELDS = [
     '_team',
@@ -329,9 +332,14 @@ export class CosmosRunStore implements RunStore {
         return resource?.value;
     }
 
+    /**
+     * A point read of an id no run has (1 RU, a 404 the SDK returns rather than throws): it proves the data path
+     * answers for this identity. Not `container.read()`: readiness probes every few seconds from every pod would
+     * spend the account's metadata request budget, whose throttling (429) hits every client of the account.
+     */
     async ping(): Promise<void> {
         const { runs } = await this.ctx.containers();
-        await runs.read();
+        await runs.item(READINESS_PROBE_ID, READINESS_PROBE_ID).read();
     }
 
     /**

@@ -1,5 +1,6 @@
 // Mesh Orchestrator: Azure resources for one environment (deploy at resource-group scope).
-//   az deployment group create -g <rg> -f infra/bicep/main.bicep -p aksOidcIssuerUrl=<issuer>
+//   az deployment group create -g <rg> -f infra/bicep/main.bicep -p aksOidcIssuerUrl=<issuer>   (or deployCluster=true)
+// Full order (Bicep, image, chart, Bicep again for the Event Grid subscription): docs/operations.md "Deploy".
 // The app runs on AKS (infra/helm/mesh-orchestrator) as one user-assigned identity through Microsoft Entra Workload ID.
 // Every data-plane connection is identity-based: local auth (keys, SAS, connection strings) is disabled where the
 // service allows it, and the identity gets least-privilege data roles below.
@@ -75,6 +76,52 @@ param kubernetesServiceAccount string = 'mesh-orchestrator'
 @description('KEDA operator ServiceAccount as namespace:name. KEDA reads the task hub queues and the admission queue as this same identity (TriggerAuthentication azure-workload).')
 param kedaOperatorServiceAccount string = 'keda:keda-operator'
 
+// ---- Durable backend, availability, public entry (issue 12; docs/operations.md) ----------------------------------
+
+@description('Durable Functions storage provider: durableTaskScheduler (default: the managed scheduler, ~1,400 work items/s per worker against Azure Storage\'s ~250) or azureStorage (the task hub in the storage account below). Must equal the chart value durable.backend.')
+@allowed([
+  'durableTaskScheduler'
+  'azureStorage'
+])
+param durableBackend string = 'durableTaskScheduler'
+
+@description('Durable Task Scheduler SKU: Dedicated (fixed capacity units, zone redundant from 3 units, the production choice) or Consumption (pay per action).')
+@allowed([
+  'Dedicated'
+  'Consumption'
+])
+param durableSchedulerSku string = 'Dedicated'
+
+@description('Capacity units of a Dedicated scheduler; 3 makes it zone redundant.')
+@minValue(1)
+param durableSchedulerCapacity int = 3
+
+@description('Durable Task Scheduler task hub name: the chart value durable.hubName.')
+param durableTaskHubName string = 'MeshHub'
+
+@description('Cosmos DB replicas spread over the region\'s availability zones (the region must support zones; fixed once the region is added).')
+param cosmosZoneRedundant bool = true
+
+@description('Optional second Cosmos DB region (e.g. northeurope). Set: a read replica with service-managed automatic failover, so the store survives the loss of the primary region.')
+param cosmosSecondaryLocation string = ''
+
+@description('Autoscale RU/s ceiling shared by the database\'s containers when the account is provisioned (a second region is set).')
+@minValue(1000)
+param cosmosMaxThroughput int = 4000
+
+@description('Public host name of the API (the chart value ingress.host). Set together with eventGridWebhookKey, after the chart is installed, to subscribe notifyOnEvent to the topic.')
+param publicHost string = ''
+
+@description('The Functions host system key eventgrid_extension (host.systemKey.eventgrid_extension of the host-keys Secret, docs/operations.md "Host keys"): the code of the webhook URL. Empty: no subscription.')
+@secure()
+param eventGridWebhookKey string = ''
+
+@description('Also subscribe forwardEvents (the generic event webhook; the chart must then list forwardEvents and set MESH_EVENT_WEBHOOK_URL).')
+param subscribeForwardEvents bool = false
+
+@description('Create the AKS cluster and container registry (modules/aks.bicep). false: bring your own cluster with the prerequisites of docs/operations.md.')
+param deployCluster bool = false
+
 @description('Tags applied to every resource.')
 param tags object = {
   app: 'mesh-orchestrator'
@@ -92,6 +139,8 @@ var ttlDaysOf = {
 }
 // TTL on, nothing expires by default: what the retention job purges (runs, outputs, audit, policies, admission).
 var neverExpires = -1
+// Serverless (pay per request) unless a second region is wanted, which serverless accounts cannot have.
+var cosmosServerless = empty(cosmosSecondaryLocation)
 
 // Built-in role definition ids (Azure RBAC).
 var roles = {
@@ -106,6 +155,7 @@ var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
   keyVaultCryptoUser: '12338af0-0e69-4776-bea7-57ae8d297424'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  durableTaskDataContributor: '0ad04412-c4d5-4796-b79c-f76d14c8d402'
 }
 // Cosmos DB data-plane role (not Azure RBAC): "Cosmos DB Built-in Data Contributor".
 var cosmosDataContributorRoleId = '00000000-0000-0000-0000-000000000002'
@@ -118,12 +168,15 @@ resource identity 'Microsoft.ManagedIdentity/userAssignedIdentities@2023-01-31' 
   tags: tags
 }
 
+// The cluster's OIDC issuer: the optional AKS module's, else the aksOidcIssuerUrl of an existing cluster.
+var oidcIssuerUrl = deployCluster ? aks!.outputs.oidcIssuerUrl : aksOidcIssuerUrl
+
 // Federated credentials on one identity must be written one at a time, hence the dependsOn chain.
-resource appFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = if (!empty(aksOidcIssuerUrl)) {
+resource appFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = if (deployCluster || !empty(aksOidcIssuerUrl)) {
   parent: identity
   name: 'aks-${kubernetesNamespace}-${kubernetesServiceAccount}'
   properties: {
-    issuer: aksOidcIssuerUrl
+    issuer: oidcIssuerUrl
     subject: 'system:serviceaccount:${kubernetesNamespace}:${kubernetesServiceAccount}'
     audiences: [
       'api://AzureADTokenExchange'
@@ -131,11 +184,11 @@ resource appFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federat
   }
 }
 
-resource kedaFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = if (!empty(aksOidcIssuerUrl)) {
+resource kedaFederation 'Microsoft.ManagedIdentity/userAssignedIdentities/federatedIdentityCredentials@2023-01-31' = if (deployCluster || !empty(aksOidcIssuerUrl)) {
   parent: identity
   name: 'aks-keda-operator'
   properties: {
-    issuer: aksOidcIssuerUrl
+    issuer: oidcIssuerUrl
     subject: 'system:serviceaccount:${kedaOperatorServiceAccount}'
     audiences: [
       'api://AzureADTokenExchange'
@@ -284,18 +337,37 @@ resource cosmos 'Microsoft.DocumentDB/databaseAccounts@2024-05-15' = {
     consistencyPolicy: {
       defaultConsistencyLevel: 'Session'
     }
-    locations: [
-      {
-        locationName: location
-        failoverPriority: 0
-        isZoneRedundant: false
-      }
-    ]
-    capabilities: [
-      {
-        name: 'EnableServerless'
-      }
-    ]
+    // Zone-redundant replicas in the primary region and, optionally, a second region with automatic failover
+    // (Session consistency; writes stay single-region, so the app's _etag concurrency is unchanged).
+    locations: concat(
+      [
+        {
+          locationName: location
+          failoverPriority: 0
+          isZoneRedundant: cosmosZoneRedundant
+        }
+      ],
+      empty(cosmosSecondaryLocation)
+        ? []
+        : [
+            {
+              locationName: cosmosSecondaryLocation
+              failoverPriority: 1
+              isZoneRedundant: cosmosZoneRedundant
+            }
+          ]
+    )
+    enableAutomaticFailover: !empty(cosmosSecondaryLocation)
+    // Serverless accounts cannot be geo-replicated, so a second region means provisioned throughput (autoscale,
+    // shared by the database's containers: cosmosDb below). The capacity mode is fixed at creation: adding a second
+    // region to an existing serverless account means a new account and a data migration (docs/operations.md).
+    capabilities: cosmosServerless
+      ? [
+          {
+            name: 'EnableServerless'
+          }
+        ]
+      : []
     // Entra ID only (COSMOS_ENDPOINT without COSMOS_KEY + workload identity); no primary keys. The database and every
     // container are created here, not by the app: Entra data-plane roles cannot create or change them. The app checks
     // what it finds at startup (adapters/cosmos/cosmosContext.ts): a missing container, a different partition key or
@@ -312,6 +384,13 @@ resource cosmosDb 'Microsoft.DocumentDB/databaseAccounts/sqlDatabases@2024-05-15
     resource: {
       id: 'mesh'
     }
+    options: cosmosServerless
+      ? {}
+      : {
+          autoscaleSettings: {
+            maxThroughput: cosmosMaxThroughput
+          }
+        }
   }
 }
 
@@ -710,10 +789,168 @@ resource eventTopic 'Microsoft.EventGrid/topics@2025-02-15' = {
   name: 'egt-${prefix}-${suffix}'
   location: location
   tags: tags
+  // Writes undeliverable events to the dead-letter container (the storage account takes no keys).
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     inputSchema: 'CloudEventSchemaV1_0'
     disableLocalAuth: true
     publicNetworkAccess: 'Enabled'
+  }
+}
+
+resource storageBlobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: storage
+  name: 'default'
+}
+
+// Events Event Grid gave up on (retries exhausted or TTL passed): inspect, then replay by hand (docs/operations.md).
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: storageBlobService
+  name: 'eventgrid-deadletter'
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource topicDeadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, eventTopic.id, roles.storageBlobDataContributor)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.storageBlobDataContributor)
+    principalId: eventTopic.identity.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// The topic's subscribers: the Functions host's Event Grid webhook on the -http pods, reached through the Ingress.
+//   https://<publicHost>/runtime/webhooks/eventgrid?functionName=<name>&code=<eventgrid_extension system key>
+// The host answers Event Grid's CloudEvents validation handshake itself, so the chart must be running (and the key
+// Secret seeded) before this is deployed: deploy once without publicHost, install the chart, deploy again with it.
+// The key is the same on every pod (AzureWebJobsSecretStorageType=kubernetes, one Secret), so any pod accepts.
+var eventSubscribers = concat(
+  [
+    {
+      name: 'notify-on-event'
+      functionName: 'notifyOnEvent'
+      // domain/notify.ts NOTIFIED_EVENTS: the events the notification fan-out acts on; others never leave the topic.
+      eventTypes: [
+        'mesh.checkpoint.opened'
+        'mesh.checkpoint.escalated'
+        'mesh.checkpoint.expired'
+        'mesh.pipeline.failed'
+        'mesh.checkpoint.decided'
+        'mesh.checkpoint.info_provided'
+      ]
+    }
+  ],
+  subscribeForwardEvents
+    ? [
+        {
+          name: 'forward-events'
+          functionName: 'forwardEvents'
+          // Every lifecycle event goes to the external webhook.
+          eventTypes: []
+        }
+      ]
+    : []
+)
+
+resource eventSubscriptions 'Microsoft.EventGrid/topics/eventSubscriptions@2025-02-15' = [
+  for sub in eventSubscribers: if (!empty(publicHost) && !empty(eventGridWebhookKey)) {
+    parent: eventTopic
+    name: sub.name
+    properties: {
+      eventDeliverySchema: 'CloudEventSchemaV1_0'
+      destination: {
+        endpointType: 'WebHook'
+        properties: {
+          endpointUrl: 'https://${publicHost}/runtime/webhooks/eventgrid?functionName=${sub.functionName}&code=${eventGridWebhookKey}'
+          // One event per request: a throw redelivers only that event (the handlers are idempotent per event id).
+          maxEventsPerBatch: 1
+          preferredBatchSizeInKilobytes: 64
+        }
+      }
+      filter: empty(sub.eventTypes)
+        ? {}
+        : {
+            includedEventTypes: sub.eventTypes
+          }
+      // Event Grid retries with exponential backoff for up to a day; after that the event is dead-lettered.
+      retryPolicy: {
+        maxDeliveryAttempts: 30
+        eventTimeToLiveInMinutes: 1440
+      }
+      deadLetterWithResourceIdentity: {
+        identity: {
+          type: 'SystemAssigned'
+        }
+        deadLetterDestination: {
+          endpointType: 'StorageBlob'
+          properties: {
+            resourceId: storage.id
+            blobContainerName: deadLetterContainer.name
+          }
+        }
+      }
+    }
+    dependsOn: [
+      topicDeadLetterWriter
+    ]
+  }
+]
+
+// ---- Durable Task Scheduler (durableBackend = durableTaskScheduler) -----------------------------------------------
+
+resource durableScheduler 'Microsoft.DurableTask/schedulers@2025-11-01' = if (durableBackend == 'durableTaskScheduler') {
+  name: 'dts-${prefix}-${suffix}'
+  location: location
+  tags: tags
+  properties: {
+    sku: union(
+      {
+        name: durableSchedulerSku
+      },
+      durableSchedulerSku == 'Dedicated'
+        ? {
+            capacity: durableSchedulerCapacity
+          }
+        : {}
+    )
+    // The pods reach it over the internet with Entra ID tokens; an empty list would refuse every caller.
+    ipAllowlist: [
+      '0.0.0.0/0'
+    ]
+  }
+}
+
+resource durableTaskHub 'Microsoft.DurableTask/schedulers/taskHubs@2025-11-01' = if (durableBackend == 'durableTaskScheduler') {
+  parent: durableScheduler
+  name: durableTaskHubName
+}
+
+// The app identity runs orchestrations, activities and entities and manages instances (start, raise, purge).
+resource durableTaskContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (durableBackend == 'durableTaskScheduler') {
+  name: guid(resourceGroup().id, 'dts', identity.id, roles.durableTaskDataContributor)
+  scope: durableScheduler
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.durableTaskDataContributor)
+    principalId: identity.properties.principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+// ---- AKS and registry (optional) ----------------------------------------------------------------------------------
+
+module aks 'modules/aks.bicep' = if (deployCluster) {
+  name: 'aks'
+  params: {
+    location: location
+    prefix: prefix
+    suffix: suffix
+    tags: tags
+    logAnalyticsWorkspaceId: logAnalytics.id
   }
 }
 
@@ -907,6 +1144,13 @@ output cosmosTtlDays object = ttlDaysOf
 // The app settings this deployment decides, to merge into the chart's appSettings (strings, as the ConfigMap holds
 // them). Every COSMOS_TTL_DAYS_<NAME> is spelled out so the app's defaultTtl equals what the containers above have;
 // a difference only logs a warning at startup (the identity may not change a container), but is still a mismatch.
+output durableBackend string = durableBackend
+output durableSchedulerEndpoint string = durableBackend == 'durableTaskScheduler' ? durableScheduler!.properties.endpoint : ''
+output durableTaskHubName string = durableBackend == 'durableTaskScheduler' ? durableTaskHub!.name : ''
+output eventGridDeadLetterContainer string = deadLetterContainer.name
+output aksClusterName string = deployCluster ? aks!.outputs.clusterName : ''
+output aksOidcIssuerUrl string = oidcIssuerUrl
+output registryLoginServer string = deployCluster ? aks!.outputs.registryLoginServer : ''
 output helmAppSettings object = {
   COSMOS_DATABASE: cosmosDb.name
   COSMOS_TTL_DAYS: string(ttlDays)

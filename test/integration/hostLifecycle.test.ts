@@ -7,11 +7,18 @@ it('serves the probes and the local JWKS, then stops cleanly on SIGTERM', async 
         const live = await json<{ error_code: null; data: { status: string } }>(host.origin, 'GET', '/health/live');
         expect(live.status).toBe(200);
         expect(live.body.data.status).toBe('live');
-        const ready = await json<{ data: { status: string } }>(host.origin, 'GET', '/health/ready', undefined, {
-            'x-correlation-id': 'probe-1',
-        });
+        const ready = await json<{ data: { status: string; checks: Record<string, string> } }>(
+            host.origin,
+            'GET',
+            '/health/ready',
+            undefined,
+            {
+                'x-correlation-id': 'probe-1',
+            },
+        );
         expect(ready.status).toBe(200);
         expect(ready.headers.get('x-correlation-id')).toBe('probe-1');
+        expect(ready.body.data).toEqual({ status: 'ready', checks: { durableBackend: 'ok', store: 'ok' } });
         const jwks = await json<{ keys: { kid: string; kty: string; d?: string }[] }>(
             host.origin,
             'GET',

@@ -46,6 +46,59 @@ app.kubernetes.io/part-of: mesh-orchestrator
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
+{{/* PUBLIC_BASE_URL: publicBaseUrl, else https://<ingress.host>. */}}
+{{- define "mesh.publicBaseUrl" -}}
+{{- if .Values.publicBaseUrl }}
+{{- .Values.publicBaseUrl | trimSuffix "/" }}
+{{- else if and .Values.ingress.enabled .Values.ingress.host }}
+{{- printf "https://%s" .Values.ingress.host }}
+{{- else }}
+{{- fail "set ingress.host (PUBLIC_BASE_URL is https://<ingress.host>) or publicBaseUrl: approval links need the public origin" }}
+{{- end }}
+{{- end }}
+
+{{/* The Durable Task Scheduler endpoint (durable.backend=durableTaskScheduler). */}}
+{{- define "mesh.schedulerEndpoint" -}}
+{{- $e := required "durable.scheduler.endpoint is required with durable.backend=durableTaskScheduler (Bicep output durableSchedulerEndpoint)" .Values.durable.scheduler.endpoint }}
+{{- if not (hasPrefix "https://" $e) }}
+{{- fail (printf "durable.scheduler.endpoint must be https://<name>.<region>.durabletask.io, got %q" $e) }}
+{{- end }}
+{{- $e | trimSuffix "/" }}
+{{- end }}
+
+{{/*
+Pod scheduling both Deployments share: spread over zones (hard: a zone outage must not take every pod) and over nodes
+(soft). Call with (dict "root" $ "component" "http|worker").
+*/}}
+{{- define "mesh.topologySpread" -}}
+{{- if .root.Values.topologySpread.enabled }}
+topologySpreadConstraints:
+  - maxSkew: {{ .root.Values.topologySpread.maxSkew }}
+    topologyKey: topology.kubernetes.io/zone
+    whenUnsatisfiable: {{ .root.Values.topologySpread.zoneWhenUnsatisfiable }}
+    labelSelector:
+      matchLabels:
+        {{- include "mesh.selectorLabels" .root | nindent 8 }}
+        app.kubernetes.io/component: {{ .component }}
+  - maxSkew: 1
+    topologyKey: kubernetes.io/hostname
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "mesh.selectorLabels" .root | nindent 8 }}
+        app.kubernetes.io/component: {{ .component }}
+{{- end }}
+{{- end }}
+
+{{/* prometheus.io scrape annotations (metrics.podAnnotations). */}}
+{{- define "mesh.scrapeAnnotations" -}}
+{{- if .Values.metrics.podAnnotations }}
+prometheus.io/scrape: "true"
+prometheus.io/port: {{ .Values.containerPort | quote }}
+prometheus.io/path: {{ .Values.metrics.path | quote }}
+{{- end }}
+{{- end }}
+
 {{/* Task hub queue names (Durable Functions Azure Storage backend): lower-cased hub name + suffix. */}}
 {{- define "mesh.hubQueuePrefix" -}}
 {{- .Values.durable.hubName | lower }}
@@ -86,8 +139,14 @@ Call with (dict "functions" <list> "role" "http|worker").
 {{/* The pod spec parts both Deployments share. */}}
 {{- define "mesh.podCommon" -}}
 serviceAccountName: {{ include "mesh.serviceAccountName" . }}
+{{- if eq .Values.hostKeys.storage "kubernetes" }}
+# The host reads and updates its keys in the hostKeys Secret through the Kubernetes API, with this token (the Role
+# in rbac-hostkeys.yaml allows that one Secret only).
+automountServiceAccountToken: true
+{{- else }}
 # The workload identity webhook projects its own token; the Kubernetes API token is not needed.
 automountServiceAccountToken: false
+{{- end }}
 {{- with .Values.imagePullSecrets }}
 imagePullSecrets:
   {{- toYaml . | nindent 2 }}
