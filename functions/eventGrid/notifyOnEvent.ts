@@ -9,7 +9,7 @@ import { app, InvocationContext } from '@azure/functions';
 import { SpanKind } from '@opentelemetry/api';
 
 import { type Deps, deps } from '../../adapters/deps';
-import { inSpan, runParent, tracingEnabled } from '../../adapters/telemetry/tracing';
+import { contextOf, inSpan, tracingEnabled } from '../../adapters/telemetry/tracing';
 import { type NotifiableEvent, notifyForEvent } from '../../domain/notify';
 
 export async function notifyOnEvent(event: unknown, ctx: InvocationContext, d: Pick<Deps, 'notify'>): Promise<void> {
@@ -25,7 +25,7 @@ export async function notifyOnEvent(event: unknown, ctx: InvocationContext, d: P
         `notify ${e.type}`,
         {
             kind: SpanKind.CONSUMER,
-            parent: runParent(traceparent),
+            parent: contextOf(traceparent),
             attributes: { 'mesh.event_type': e.type, ...(runId ? { 'mesh.run_id': runId } : {}) },
         },
         () =>

@@ -3,7 +3,7 @@ import type { InvocationContext } from '@azure/functions';
 import * as df from 'durable-functions';
 
 import { deps } from '../../adapters/deps';
-import { inSpan, runParent, tracingEnabled } from '../../adapters/telemetry/tracing';
+import { contextOf, inSpan, tracingEnabled } from '../../adapters/telemetry/tracing';
 import { recordStateChange, runStage, type StepPorts } from '../../domain/steps';
 import { MeshPipeline, type RecordInput, type RecordResult, type RunStageInput, type RunStageResult } from './contract';
 
@@ -19,7 +19,7 @@ export const makeRecord =
         return inSpan(
             `activity ${MeshPipeline.activities.record}`,
             {
-                parent: runParent(traceparent),
+                parent: contextOf(traceparent),
                 attributes: { 'mesh.run_id': input.runId, 'mesh.audit_type': input.type },
             },
             async (span) => {
@@ -39,7 +39,7 @@ export const makeRunStage =
         inSpan(
             `activity ${MeshPipeline.activities.runStage}`,
             {
-                parent: runParent(input.traceparent),
+                parent: contextOf(input.traceparent),
                 attributes: {
                     'mesh.run_id': input.runId,
                     'mesh.stage': input.stage,
