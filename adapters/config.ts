@@ -403,3 +403,55 @@ export function scaleConfig(): ScaleConfig {
     cachedScale ??= parseScaleConfig(process.env);
     return cachedScale;
 }
+
+/** Where spans go (SPEC "Observability (v1.1)"); neither exporter set: no tracer provider at all. */
+export interface TracingConfig {
+    /** `OTEL_SERVICE_NAME`, default `mesh-orchestrator`. */
+    readonly serviceName: string;
+    /** `APPLICATIONINSIGHTS_CONNECTION_STRING`: export to Azure Monitor (a secret: never logged). */
+    readonly appInsightsConnectionString?: string;
+    /**
+     * Where OTLP/HTTP trace exports are POSTed: `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` as given, else
+     * `OTEL_EXPORTER_OTLP_ENDPOINT` + `/v1/traces` (the OpenTelemetry rule).
+     */
+    readonly otlpTracesUrl?: string;
+}
+
+export const DEFAULT_SERVICE_NAME = 'mesh-orchestrator';
+
+/** Parses the tracing settings; throws when an OTLP endpoint is set but is not an http(s) URL. */
+export function parseTracingConfig(env: Env): TracingConfig {
+    const connection = env.APPLICATIONINSIGHTS_CONNECTION_STRING?.trim();
+    const signal = env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT?.trim();
+    const base = env.OTEL_EXPORTER_OTLP_ENDPOINT?.trim();
+    for (const [name, value] of [
+        ['OTEL_EXPORTER_OTLP_TRACES_ENDPOINT', signal],
+        ['OTEL_EXPORTER_OTLP_ENDPOINT', base],
+    ] as const) {
+        if (value && !isHttpUrlText(value))
+            throw new Error(
+                `${name} must be an http(s) URL of an OTLP/HTTP collector (e.g. http://localhost:4318), ` +
+                    'or unset for no OTLP export',
+            );
+    }
+    const otlpTracesUrl = signal || (base ? `${base.replace(/\/+$/, '')}/v1/traces` : undefined);
+    return Object.freeze({
+        serviceName: env.OTEL_SERVICE_NAME?.trim() || DEFAULT_SERVICE_NAME,
+        ...(connection ? { appInsightsConnectionString: connection } : {}),
+        ...(otlpTracesUrl ? { otlpTracesUrl } : {}),
+    });
+}
+
+/** The tracing settings of this process (read when tracing starts; not cached: it starts once). */
+export function tracingConfig(): TracingConfig {
+    return parseTracingConfig(process.env);
+}
+
+function isHttpUrlText(text: string): boolean {
+    try {
+        const url = new URL(text);
+        return url.protocol === 'http:' || url.protocol === 'https:';
+    } catch {
+        return false;
+    }
+}

@@ -16,6 +16,7 @@ import {
     parseScaleConfig,
     parseSecretsConfig,
     parseStoreConfig,
+    parseTracingConfig,
 } from './config';
 import { parseCosmosConfig } from './cosmos/config';
 import { parseCryptoConfig } from './crypto/config';
@@ -72,6 +73,7 @@ export async function configurationProblems(env: Env, cwd = process.cwd()): Prom
     parse(() => parseScaleConfig(env));
     parse(() => parseEngineConfig(env));
     parse(() => parseEventGridConfig(env));
+    parse(() => parseTracingConfig(env));
     const chain = parse(() => parseAuditChainConfig(env, cwd));
     if (chain?.anchor.kind === 'none')
         problems.push(

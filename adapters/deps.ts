@@ -65,6 +65,7 @@ import { WebhookNotifier } from './notify/webhook';
 import { LocalSettingsSecretStore } from './secrets/localSettingsSecretStore';
 import { ServiceBusAdmissionQueue, serviceBusConnectionOf } from './serviceBus/serviceBusAdmissionQueue';
 import { countingNotifications, countingRuns, delegatingRuns, timedEngine } from './telemetry/countingStores';
+import { tracedNotifier } from './telemetry/tracing';
 
 export interface Deps {
     runs: RunStore;
@@ -357,7 +358,7 @@ function buildNotify(d: Pick<Deps, 'runs' | 'directory' | 'links' | 'now'>): Omi
             new TeamsNotifier(cfg.teamsWebhookUrl),
             new SlackNotifier(cfg.slackWebhookUrl),
             new WebhookNotifier(cfg.webhookUrl, cfg.webhookSecret),
-        ],
+        ].map(tracedNotifier),
         log: countingNotifications(
             cfg.outboxDir ? new OutboxFile(outboxPath(cfg.outboxDir)) : new MemoryNotificationLog(),
         ),

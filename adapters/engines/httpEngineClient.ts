@@ -5,9 +5,17 @@
  * applies). Messages name the stage and what happened; they never carry URLs' paths or queries, request
  * bodies or more than `MAX_DETAIL` characters of what the engine sent.
  */
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+    ATTR_HTTP_REQUEST_METHOD,
+    ATTR_HTTP_RESPONSE_STATUS_CODE,
+    ATTR_SERVER_ADDRESS,
+} from '@opentelemetry/semantic-conventions';
+
 import { type Stage, STAGES } from '../../domain/pipeline';
 import type { EngineClient, EngineRequest, EngineResult } from '../../domain/ports';
 import { readCapped } from '../http/streams';
+import { inSpan, runParent, traceparentOfSpan } from '../telemetry/tracing';
 
 export interface HttpEngineClientOptions {
     /** Base URL of each stage's engine; the client appends `/v1/invoke`. */
@@ -50,14 +58,48 @@ export class HttpEngineClient implements EngineClient {
         this.timeoutMs = options.timeoutMs;
     }
 
+    /**
+     * One engine call as a CLIENT span (`engine {stage}`) in the run's trace: its parent is the run's `traceparent`,
+     * and the `traceparent` the engine receives names this span, so every call has its own parent id. Without a
+     * tracer provider the span is the run's context itself and the run's `traceparent` goes out unchanged.
+     */
     async invoke(req: EngineRequest): Promise<EngineResult> {
         const endpoint = this.endpoints.get(req.stage);
         if (!endpoint) throw new Error(`Unknown stage '${String(req.stage)}'.`);
+        return inSpan(
+            `engine ${req.stage}`,
+            {
+                kind: SpanKind.CLIENT,
+                parent: runParent(req.traceparent),
+                attributes: {
+                    [ATTR_HTTP_REQUEST_METHOD]: 'POST',
+                    [ATTR_SERVER_ADDRESS]: new URL(endpoint).hostname,
+                    'mesh.run_id': req.runId,
+                    'mesh.stage': req.stage,
+                    'mesh.iteration': req.iteration,
+                },
+            },
+            async (span) => {
+                const result = await this.call(endpoint, req, traceparentOfSpan(span) ?? req.traceparent, (status) =>
+                    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status),
+                );
+                if (!result.ok) span.setStatus({ code: SpanStatusCode.ERROR, message: result.code });
+                return result;
+            },
+        );
+    }
+
+    private async call(
+        endpoint: string,
+        req: EngineRequest,
+        traceparent: string,
+        answered: (status: number) => void,
+    ): Promise<EngineResult> {
         // Built outside the try below: a malformed header value is our bug, not an unreachable engine.
         const headers = new Headers({
             accept: 'application/json',
             'content-type': 'application/json',
-            traceparent: req.traceparent,
+            traceparent,
             'x-correlation-id': req.correlationID,
             'Idempotency-Key': req.idempotencyKey,
         });
@@ -77,6 +119,7 @@ export class HttpEngineClient implements EngineClient {
             // redirect: 'manual', because following one would silently turn the POST into a GET elsewhere.
             const res = await fetch(endpoint, { method: 'POST', headers, body, signal, redirect: 'manual' });
             status = res.status;
+            answered(status);
             text = await readText(res);
         } catch (e: unknown) {
             throw new Error(`${req.stage} engine: ${describeFailure(e, this.timeoutMs)}`);

@@ -13,6 +13,7 @@
 import { toCloudEvent } from '../../domain/events';
 import type { EventOutbox, EventPublisher, OutboxEntry } from '../../domain/ports';
 import { meshMetrics } from '../telemetry/metrics';
+import { publishSpan } from '../telemetry/tracing';
 
 export type DispatcherLog = (level: 'warning' | 'error', message: string) => void;
 
@@ -149,7 +150,9 @@ export class EventDispatcher {
             remaining = remaining.filter((e) => !taken.has(e));
             const runs = [...new Set(batch.map((e) => e.runId))];
             try {
-                await this.publisher.publish(batch.map((e) => toCloudEvent(e.record)));
+                await publishSpan(batch.length, runs.length, () =>
+                    this.publisher.publish(batch.map((e) => toCloudEvent(e.record))),
+                );
                 await this.outbox.markPublished(batch.map((e) => e.id));
                 meshMetrics().eventDeliveries.inc({ outcome: 'delivered' }, batch.length);
                 published += batch.length;

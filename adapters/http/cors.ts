@@ -20,6 +20,7 @@ import { correlationIdFrom } from '../../domain/correlation';
 import { fail } from '../../domain/envelope';
 import { ForbiddenError } from '../../domain/errors';
 import { corsConfig } from '../config';
+import { observed } from './envelope';
 
 export const CORS_ALLOW_HEADERS =
     'authorization, content-type, idempotency-key, x-correlation-id, last-event-id, api-version';
@@ -145,14 +146,14 @@ export function corsRoute(
     const allowed = [...methods, ...alsoOn];
     return {
         methods: [...methods, 'OPTIONS'],
-        handler: async (req, ctx) => {
+        handler: observed(async (req, ctx) => {
             if (req.method.toUpperCase() === 'OPTIONS') return preflight(req, allowed);
             return withHeaders(await handler(req, ctx), corsHeaders(req));
-        },
+        }),
     };
 }
 
 /** Only the CORS headers of actual answers, for a second registration on a route whose OPTIONS another one serves. */
 export function withCors(handler: Handler): Handler {
-    return async (req, ctx) => withHeaders(await handler(req, ctx), corsHeaders(req));
+    return observed(async (req, ctx) => withHeaders(await handler(req, ctx), corsHeaders(req)));
 }

@@ -5,6 +5,12 @@
 import { randomUUID } from 'node:crypto';
 
 import type { HttpRequest, HttpResponseInit, InvocationContext } from '@azure/functions';
+import { type Span, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import {
+    ATTR_HTTP_REQUEST_METHOD,
+    ATTR_HTTP_RESPONSE_STATUS_CODE,
+    ATTR_HTTP_ROUTE,
+} from '@opentelemetry/semantic-conventions';
 
 import { correlationIdFrom } from '../../domain/correlation';
 import { type Envelope, fail, ok } from '../../domain/envelope';
@@ -17,6 +23,7 @@ import {
     ValidationError,
 } from '../../domain/errors';
 import { meshMetrics } from '../telemetry/metrics';
+import { contextOf, inSpan } from '../telemetry/tracing';
 import { readCapped } from './streams';
 
 /** What the wrapper tells a handler about the call. */
@@ -52,21 +59,73 @@ const ONE_MIB = 1024 * 1024;
 export function enveloped<T>(
     fn: EnvelopedHandler<T>,
 ): (req: HttpRequest, ctx: InvocationContext) => Promise<HttpResponseInit> {
-    return async (req, ctx) => {
-        const started = performance.now();
+    return observed(async (req, ctx) => {
         const correlationID = correlationIdFrom(req.headers, randomUUID);
-        let response: HttpResponseInit;
         try {
             requireApiVersion(req);
             const result = await fn(req, ctx, { correlationID });
             const body = ok(result.data, correlationID, result.message);
-            response = jsonResponse(result.status ?? 200, body, correlationID, result.headers);
+            return jsonResponse(result.status ?? 200, body, correlationID, result.headers);
         } catch (e: unknown) {
-            response = toHttpResponse(e, ctx, correlationID);
+            return toHttpResponse(e, ctx, correlationID);
         }
-        observeRequest(req, ctx, response.status ?? 200, started);
-        return response;
+    });
+}
+
+type HttpHandler = (req: HttpRequest, ctx: InvocationContext) => Promise<HttpResponseInit>;
+
+/** Invocations already inside `observed`: an inner wrapper (enveloped inside corsRoute) counts nothing twice. */
+const observing = new WeakSet<InvocationContext>();
+
+/** Routes counted in the duration metric but without spans: probes every few seconds would flood the traces. */
+const UNTRACED_ROUTES = new Set(['health/live', 'health/ready']);
+
+/**
+ * Wraps any HTTP handler, enveloped or not (SSE, NDJSON, pages, the widget module), so each request is a SERVER span
+ * named `METHOD route-template` and counts in `mesh_http_request_duration_seconds`. The span's parent is the host's
+ * trace context for the invocation (`InvocationContext.traceContext` on the Functions host), else the request's
+ * `traceparent`, else none (a new trace). For a streamed answer both end when the headers are ready.
+ */
+export function observed(handler: HttpHandler): HttpHandler {
+    return async (req, ctx) => {
+        if (observing.has(ctx)) return handler(req, ctx);
+        observing.add(ctx);
+        const started = performance.now();
+        const route = routeOf(ctx);
+        const method = req.method.toUpperCase();
+        const answer = async (span?: Span): Promise<HttpResponseInit> => {
+            let status = 500;
+            try {
+                const response = await handler(req, ctx);
+                status = response.status ?? 200;
+                return response;
+            } finally {
+                span?.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+                if (status >= 500) span?.setStatus({ code: SpanStatusCode.ERROR });
+                observeRequest(req, ctx, status, started);
+            }
+        };
+        if (UNTRACED_ROUTES.has(route)) return answer();
+        const host = ctx.traceContext;
+        const parent = host?.traceParent
+            ? contextOf(host.traceParent, host.traceState)
+            : contextOf(req.headers.get('traceparent'), req.headers.get('tracestate'));
+        return inSpan(
+            `${method} ${route}`,
+            {
+                kind: SpanKind.SERVER,
+                parent,
+                attributes: { [ATTR_HTTP_REQUEST_METHOD]: method, [ATTR_HTTP_ROUTE]: route },
+            },
+            answer,
+        );
     };
+}
+
+/** The function's route template (`pipeline/status/{id}`), never the concrete path; else the function's name. */
+function routeOf(ctx: Pick<InvocationContext, 'options' | 'functionName'>): string {
+    const trigger = ctx.options?.trigger as { route?: unknown } | undefined;
+    return typeof trigger?.route === 'string' ? trigger.route : ctx.functionName;
 }
 
 /**
@@ -79,10 +138,8 @@ export function observeRequest(
     status: number,
     startedMs: number,
 ): void {
-    const trigger = ctx.options?.trigger as { route?: unknown } | undefined;
-    const route = typeof trigger?.route === 'string' ? trigger.route : ctx.functionName;
     meshMetrics().httpDuration.observe(
-        { route, method: req.method.toUpperCase(), status: String(status) },
+        { route: routeOf(ctx), method: req.method.toUpperCase(), status: String(status) },
         (performance.now() - startedMs) / 1000,
     );
 }

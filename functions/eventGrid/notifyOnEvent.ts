@@ -6,8 +6,10 @@
  * already sent for it is recorded, so only what is missing goes out then.
  */
 import { app, InvocationContext } from '@azure/functions';
+import { SpanKind } from '@opentelemetry/api';
 
 import { type Deps, deps } from '../../adapters/deps';
+import { contextOf, inSpan, tracingEnabled } from '../../adapters/telemetry/tracing';
 import { type NotifiableEvent, notifyForEvent } from '../../domain/notify';
 
 export async function notifyOnEvent(event: unknown, ctx: InvocationContext, d: Pick<Deps, 'notify'>): Promise<void> {
@@ -16,9 +18,21 @@ export async function notifyOnEvent(event: unknown, ctx: InvocationContext, d: P
         ctx.warn('notifyOnEvent: an event without id or type; ignored.');
         return;
     }
-    const summary = await notifyForEvent(
-        { ...d.notify, info: (m) => ctx.info(m), warn: (m) => ctx.warn(m) },
-        { id: e.id, type: e.type, data: e.data ?? null },
+    // In the run's trace when spans are exported (one store read for its trace context).
+    const runId = e.data?.orchestrationID;
+    const traceparent = tracingEnabled() && runId ? (await d.notify.runs.get(runId))?.traceparent : undefined;
+    const summary = await inSpan(
+        `notify ${e.type}`,
+        {
+            kind: SpanKind.CONSUMER,
+            parent: contextOf(traceparent),
+            attributes: { 'mesh.event_type': e.type, ...(runId ? { 'mesh.run_id': runId } : {}) },
+        },
+        () =>
+            notifyForEvent(
+                { ...d.notify, info: (m) => ctx.info(m), warn: (m) => ctx.warn(m) },
+                { id: e.id!, type: e.type!, data: e.data ?? null },
+            ),
     );
     if (summary.sent || summary.failed)
         ctx.info(`notifyOnEvent: ${e.type} ${e.id}: ${summary.sent} sent, ${summary.failed} failed`);

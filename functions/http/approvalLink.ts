@@ -5,8 +5,10 @@ import * as df from 'durable-functions';
 
 import { type Deps, deps } from '../../adapters/deps';
 import { confirmPage, decidedPage, errorPage, readLinkComment } from '../../adapters/http/approvalPages';
+import { observed } from '../../adapters/http/envelope';
 import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient } from '../../adapters/http/request';
+import { decisionSpan } from '../../adapters/telemetry/tracing';
 import { correlationIdFrom } from '../../domain/correlation';
 import { attestedEvent } from '../../domain/decide';
 import { decideByLink, reviewLink } from '../../domain/links';
@@ -33,8 +35,10 @@ export async function approvalLink(
         if (target) await assertInstanceLive(ctx, d.steps, target, correlationID, 'decide');
         const outcome = await decideByLink(d, claims, comment, correlationID);
         try {
-            const event = await attestedEvent(d.decisionSeals, outcome, d.now());
-            await durableClient(ctx).raiseEvent(outcome.run.id, outcome.eventName, event);
+            await decisionSpan(outcome.run, outcome.event.decision, 'link', async () => {
+                const event = await attestedEvent(d.decisionSeals, outcome, d.now());
+                await durableClient(ctx).raiseEvent(outcome.run.id, outcome.eventName, event);
+            });
         } catch (e: unknown) {
             ctx.error(`[${correlationID}] link ${claims.jti} was used but its decision was not delivered`);
             throw e;
@@ -50,5 +54,5 @@ app.http('approvalLink', {
     methods: ['GET', 'HEAD', 'POST'],
     authLevel: 'anonymous',
     extraInputs: [df.input.durableClient()],
-    handler: (req, ctx) => approvalLink(req, ctx, deps()),
+    handler: observed((req, ctx) => approvalLink(req, ctx, deps())),
 });

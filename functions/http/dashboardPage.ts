@@ -1,5 +1,7 @@
 import { app, HttpResponseInit } from '@azure/functions';
 
+import { observed } from '../../adapters/http/envelope';
+
 /**
  * Where the embedded host offers its local sign-in (local/http/localSignIn.ts). Only the embedded host answers it;
  * on Azure it is 404 and the page says that sign-in belongs to the page embedding the widget.
@@ -92,4 +94,9 @@ export function dashboardPage(): HttpResponseInit {
     };
 }
 
-app.http('dashboardPage', { route: 'dashboard', methods: ['GET'], authLevel: 'anonymous', handler: dashboardPage });
+app.http('dashboardPage', {
+    route: 'dashboard',
+    methods: ['GET'],
+    authLevel: 'anonymous',
+    handler: observed(() => Promise.resolve(dashboardPage())),
+});

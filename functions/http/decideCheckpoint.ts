@@ -7,6 +7,7 @@ import { type CallInfo, enveloped, type Result } from '../../adapters/http/envel
 import { assertInstanceLive } from '../../adapters/http/instances';
 import { durableClient, principalOf } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
+import { decisionSpan } from '../../adapters/telemetry/tracing';
 import { attestedEvent, decideCheckpoint as decide, type DecisionRequest } from '../../domain/decide';
 import { ValidationError } from '../../domain/errors';
 import { CHECKPOINT_ID } from '../../domain/run';
@@ -25,9 +26,11 @@ export async function decideCheckpoint(
     const d = deps();
     const outcome = await decide(d, principal, checkpointId, body, 'api', call.correlationID);
     const { run, eventName } = outcome;
-    // A workflow terminated or purged behind the API's back would never read the decision: CONFLICT, run reconciled.
-    await assertInstanceLive(ctx, d.steps, run, call.correlationID, 'decide');
-    await durableClient(ctx).raiseEvent(run.id, eventName, await attestedEvent(d.decisionSeals, outcome, d.now()));
+    await decisionSpan(run, body.decision, 'api', async () => {
+        // A workflow terminated or purged behind the API's back would never read the decision: CONFLICT, run reconciled.
+        await assertInstanceLive(ctx, d.steps, run, call.correlationID, 'decide');
+        await durableClient(ctx).raiseEvent(run.id, eventName, await attestedEvent(d.decisionSeals, outcome, d.now()));
+    });
     return {
         status: 202,
         data: { checkpointId, orchestrationID: run.id, decision: body.decision },

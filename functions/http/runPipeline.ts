@@ -8,6 +8,7 @@ import { corsRoute } from '../../adapters/http/cors';
 import { type CallInfo, enveloped, type Result } from '../../adapters/http/envelope';
 import { orchestrationOf, principalOf, traceparentOf, urlFor } from '../../adapters/http/request';
 import { parseBody } from '../../adapters/http/validation';
+import { activeTraceparent } from '../../adapters/telemetry/tracing';
 import { UnavailableError, ValidationError } from '../../domain/errors';
 import { recordStateChange } from '../../domain/steps';
 import { type SubmitRequest, submitRun } from '../../domain/submit';
@@ -30,7 +31,8 @@ export async function runPipeline(req: HttpRequest, ctx: InvocationContext, call
     const { run, created } = await submitRun(d, principal, body, {
         runId: `run-${randomUUID()}`,
         correlationID: call.correlationID,
-        traceparent: traceparentOf(req),
+        // Traced: the run's trace continues from this request's span (its trace id is the incoming one).
+        traceparent: activeTraceparent() ?? traceparentOf(req),
         idempotencyKey: key,
         at: d.now().toISOString(),
     });

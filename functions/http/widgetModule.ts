@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { app, HttpRequest, HttpResponseInit } from '@azure/functions';
 
 import { corsHeaders } from '../../adapters/http/cors';
+import { observed } from '../../adapters/http/envelope';
 
 /** Where `npm run build` puts the bundle: dist/widget, found from this file's place in dist/functions/http. */
 const BUNDLE_CANDIDATES = [
@@ -67,5 +68,5 @@ app.http('widgetModule', {
     route: 'widget/mesh-dashboard.js',
     methods: ['GET', 'HEAD'],
     authLevel: 'anonymous',
-    handler: widgetModule,
+    handler: observed(widgetModule),
 });

@@ -25,6 +25,8 @@ export interface SimulatorOptions {
     seed?: number;
     /** Address to listen on. Default 127.0.0.1. */
     host?: string;
+    /** Told of every POST /v1/invoke with the trace context it carried (in-process use, e.g. a trace test). */
+    onInvoke?: (call: { stage: Stage; traceparent: string | undefined }) => void;
 }
 
 /** What one stage's engine has done since it started. */
@@ -83,6 +85,7 @@ export async function startSimulatedEngines(options: SimulatorOptions = {}): Pro
         latencyMs: options.latencyMs ?? 0,
         failureRate: options.failureRate ?? 0,
         seed: options.seed ?? DEFAULT_SEED,
+        onInvoke: options.onInvoke,
     };
     if (!isLatency(settings.latencyMs))
         throw new RangeError(`latencyMs must be an integer from 0 to ${MAX_LATENCY_MS}.`);
@@ -122,6 +125,7 @@ interface Settings {
     latencyMs: number;
     failureRate: number;
     seed: number;
+    onInvoke?: SimulatorOptions['onInvoke'];
 }
 
 /** An answer as sent, kept so a retry with the same Idempotency-Key gets the very same bytes. */
@@ -184,6 +188,8 @@ class SimulatedEngine {
         try {
             if (req.method === 'POST' && path === '/v1/invoke') {
                 this.stats.calls++;
+                const tp = req.headers.traceparent;
+                this.settings.onInvoke?.({ stage: this.stage, traceparent: typeof tp === 'string' ? tp : undefined });
                 const { answer, replayed } = await this.invoke(req, correlationID);
                 send(res, answer, replayed);
             } else if ((req.method === 'GET' || req.method === 'HEAD') && path === '/health') {

@@ -149,3 +149,21 @@ it('a loopback http Cosmos endpoint needs COSMOS_KEY (Entra ID tokens go over ht
     expect(await configurationProblems(env, cwd)).toEqual([expect.stringContaining('COSMOS_KEY is required')]);
     expect(await configurationProblems({ ...env, COSMOS_KEY: 'k' }, cwd)).toEqual([]);
 });
+
+it('a malformed OTLP endpoint is refused at start-up with what to set; a URL or none is fine', async () => {
+    const problems = await configurationProblems({ ...AZURE, OTEL_EXPORTER_OTLP_ENDPOINT: 'localhost:4318' }, cwd);
+    expect(problems).toEqual([
+        expect.stringContaining('OTEL_EXPORTER_OTLP_ENDPOINT must be an http(s) URL of an OTLP/HTTP collector'),
+    ]);
+    expect(
+        await configurationProblems({ ...AZURE, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://collector/v1/traces' }, cwd),
+    ).toEqual([expect.stringContaining('OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http(s) URL')]);
+    expect(await configurationProblems({ ...AZURE, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel:4318' }, cwd)).toEqual([]);
+    // The connection string is a secret: a problem elsewhere never quotes it.
+    const secret = 'InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint=https://x';
+    const withSecret = await configurationProblems(
+        { ...AZURE, APPLICATIONINSIGHTS_CONNECTION_STRING: secret, OTEL_EXPORTER_OTLP_ENDPOINT: 'nope' },
+        cwd,
+    );
+    expect(withSecret.join('\n')).not.toContain('InstrumentationKey');
+});
