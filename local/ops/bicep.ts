@@ -29,7 +29,9 @@ function bicepParser(): Promise<Parser> {
         await Parser.init();
         const wasm = join(dirname(require.resolve('tree-sitter-bicep/package.json')), 'tree-sitter-bicep.wasm');
         const parser = new Parser();
-        parser.setLanguage(await Language.load(wasm));
+        // Bytes, not a path: given a path, web-tree-sitter reads it through a dynamic import() of fs/promises, which
+        // jest's CommonJS runtime refuses.
+        parser.setLanguage(await Language.load(readFileSync(wasm)));
         return parser;
     })();
     return parserPromise;

@@ -15,13 +15,16 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 import type * as DockerfileAst from 'dockerfile-ast';
-import { validate, ValidationSeverity } from 'dockerfile-utils';
+import { validate } from 'dockerfile-utils';
 import fg from 'fast-glob';
 
 import { type CheckOptions, type CheckResult, type Finding, result, run } from './types';
 
 // The parser dockerfile-utils itself is built on, resolved from dockerfile-utils so both use the same copy.
 const ast = createRequire(require.resolve('dockerfile-utils'))('dockerfile-ast') as typeof DockerfileAst;
+
+/** validate() returns LSP diagnostics: DiagnosticSeverity.Error is 1 (ValidationSeverity is for its settings). */
+const LSP_ERROR = 1;
 
 /** A .dockerignore pattern as Docker reads it: relative to the context root, `**` any depth, `!` re-includes. */
 interface IgnoreRule {
@@ -89,7 +92,7 @@ export function lintDockerfile(
         findings.push({ file: fileRel, line: line + 1, message });
     };
     for (const d of validate(content)) {
-        if (d.severity === ValidationSeverity.ERROR) {
+        if (d.severity === LSP_ERROR) {
             const message = typeof d.message === 'string' ? d.message : d.message.value;
             at(d.range.start.line, `dockerfile-utils: ${message}`);
         }

@@ -145,7 +145,9 @@ export async function checkHelm(opts: CheckOptions): Promise<HelmOutcome> {
                 continue;
             }
             for (const doc of parseAllDocuments(tpl.stdout)) {
-                const source = /Source:\s*\S+?\/(templates\/\S+)/.exec(doc.commentBefore ?? '')?.[1] ?? '?';
+                // helm starts each document with "# Source: <chart>/templates/<file>".
+                const text = tpl.stdout.slice(doc.range[0], doc.range[1]);
+                const source = /#\s*Source:\s*[^/\s]+\/(templates\/\S+)/.exec(text)?.[1] ?? '?';
                 if (doc.errors.length > 0) {
                     for (const e of doc.errors) {
                         findings.push({

@@ -17,18 +17,25 @@ import { type CheckOptions, type CheckResult, type Finding, rel, result, run, ty
 
 const MONITORING = 'infra/monitoring';
 
-/** Tool output as findings: "file:line:col: msg" lines keep their position; noise lines are dropped. */
+/**
+ * Tool output as findings: "file: line:col: msg" lines keep their position; everything else that is not progress
+ * noise ("Checking x", "SUCCESS", "Unit Testing: x") is joined into one finding (promtool prints a failed unit test
+ * as a multi-line dump of expected and actual alerts).
+ */
 function toolFindings(root: string, cwd: string, r: RunResult, what: string): Finding[] {
     const out: Finding[] = [];
+    const rest: string[] = [];
     for (const raw of `${r.stdout}\n${r.stderr}`.split('\n')) {
         const line = raw.trim();
-        if (line === '' || /^(Checking |SUCCESS|Unit Testing: |  SUCCESS)/.test(line)) continue;
-        const m = /^([^\s:]+\.ya?ml):(\d+):(\d+): (.*)$/.exec(line);
+        if (line === '' || line === 'FAILED:' || /^(SUCCESS|Unit Testing: )/.test(line)) continue;
+        if (line.startsWith('Checking ') && !line.includes('FAILED')) continue;
+        const m = /^([^\s:]+\.ya?ml):\s*(\d+):(\d+): (.*)$/.exec(line);
         if (m !== null) {
             const file = rel(root, join(cwd, m[1] as string));
             out.push({ file, line: Number(m[2]), col: Number(m[3]), message: m[4] as string });
-        } else out.push({ message: `${what}: ${line}` });
+        } else rest.push(line);
     }
+    if (rest.length > 0) out.push({ message: `${what}: ${rest.join(' ').replace(/\s+/g, ' ').slice(0, 600)}` });
     return out.length > 0 ? out : [{ message: `${what} exited with ${String(r.code)}` }];
 }
 
